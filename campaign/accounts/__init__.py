@@ -1,0 +1,1 @@
+"""Users: registration, email confirmation, login, two-factor, password reset."""

@@ -1,0 +1,1 @@
+"""Platform-admin pages that belong to no single capability: the audit log, the dev outbox."""

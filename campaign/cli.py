@@ -1,0 +1,154 @@
+"""``flask`` commands for chores: the database, admins, demo data, mail, the quick start."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+
+from campaign.extensions import db
+
+
+def register_cli(app: Flask) -> None:
+    app.cli.add_command(db_cli)
+    app.cli.add_command(create_admin_command)
+    app.cli.add_command(demo_command)
+    app.cli.add_command(quickstart_command)
+    app.cli.add_command(outbox_cli)
+
+
+@click.group("db", help="Database schema: upgrade, downgrade, revision, check.")
+def db_cli() -> None:
+    pass
+
+
+@db_cli.command("upgrade")
+@click.argument("revision", default="head")
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Bring the database schema up to REVISION (default: head)."""
+    from campaign.core import migrations
+
+    migrations.upgrade(revision)
+    click.echo(f"Database upgraded to {revision}.")
+
+
+@db_cli.command("downgrade")
+@click.argument("revision", default="-1")
+@with_appcontext
+def db_downgrade(revision: str) -> None:
+    """Step the schema back to REVISION (default: one step; 'base' empties it)."""
+    from campaign.core import migrations
+
+    migrations.downgrade(revision)
+    click.echo(f"Database downgraded to {revision}.")
+
+
+@db_cli.command("revision")
+@click.option("-m", "--message", required=True)
+@with_appcontext
+def db_revision(message: str) -> None:
+    """Write a new migration from the difference between models and database."""
+    from campaign.core import migrations
+
+    migrations.revision(message)
+
+
+@db_cli.command("check")
+@with_appcontext
+def db_check() -> None:
+    """Fail when the models and the migrated database differ."""
+    from campaign.core import migrations
+
+    differences = migrations.drift()
+    if differences:
+        for diff in differences:
+            click.echo(f"  {diff}")
+        raise click.ClickException("models and migrations differ: write a migration")
+    click.echo("No difference between models and migrations.")
+
+
+def _commit_and_dispatch() -> None:
+    from campaign.core.outbox import dispatch_if_committed
+
+    db.session.commit()
+    dispatch_if_committed()
+
+
+@click.command("create-admin")
+@click.argument("email")
+@click.option("--password", help="Prompted for when not given.")
+@with_appcontext
+def create_admin_command(email: str, password: str | None) -> None:
+    """Create a platform admin (or make an existing user one)."""
+    from campaign.accounts.services import create_admin
+
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 10:
+        raise click.ClickException("Use a password of at least 10 characters.")
+    user = create_admin(email, password)
+    _commit_and_dispatch()
+    click.echo(f"{user.email} is a platform admin.")
+
+
+@click.command("demo")
+@with_appcontext
+def demo_command() -> None:
+    """Load the demo group, its organiser and members (safe to run twice)."""
+    from campaign.demo import load_demo
+
+    summary = load_demo()
+    _commit_and_dispatch()
+    click.echo(summary.describe())
+
+
+@click.command("quickstart")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True)
+@click.option("--no-serve", is_flag=True, help="Prepare the database and demo data only.")
+@with_appcontext
+def quickstart_command(host: str, port: int, no_serve: bool) -> None:
+    """Embedded default in one step: migrate, load demo data, print logins, serve."""
+    from campaign.accounts.services import create_admin
+    from campaign.core import migrations
+    from campaign.core.outbox import mail_file_dir
+    from campaign.demo import DEMO_ADMIN_EMAIL, load_demo
+
+    if current_app.config["ENV_NAME"] == "production":
+        raise click.ClickException("quickstart is for the embedded default, not production.")
+    migrations.upgrade("head")
+    summary = load_demo()
+    admin_password = secrets.token_urlsafe(12)
+    create_admin(DEMO_ADMIN_EMAIL, admin_password)
+    _commit_and_dispatch()
+    base = f"http://{host}:{port}"
+    click.echo("")
+    click.echo("Campaign is ready (SQLite in the instance folder, mail written to files).")
+    click.echo(f"  Site:           {base}/")
+    click.echo(f"  Admin login:    {DEMO_ADMIN_EMAIL}  password: {admin_password}")
+    click.echo(f"  Demo organiser: {summary.organiser_email}  password: {summary.password}")
+    click.echo(f"  Mail outbox:    {base}/admin/outbox  (files in {mail_file_dir()})")
+    click.echo("The admin password is new each time quickstart runs.")
+    click.echo("")
+    sys.stdout.flush()
+    if not no_serve:
+        current_app.run(host=host, port=port, debug=False, use_reloader=False)
+
+
+@click.group("outbox", help="The mail outbox.")
+def outbox_cli() -> None:
+    pass
+
+
+@outbox_cli.command("deliver")
+@with_appcontext
+def outbox_deliver() -> None:
+    """Deliver every due message now (what the worker does)."""
+    from campaign.core.outbox import deliver_due
+
+    counts = deliver_due()
+    click.echo(", ".join(f"{k}: {v}" for k, v in counts.items()))

@@ -1,0 +1,1 @@
+"""What every capability shares: the base model, permissions, tokens, mail outbox, crypto."""

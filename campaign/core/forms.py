@@ -1,0 +1,50 @@
+"""Form helpers shared by every capability: validators and the 422 re-render."""
+
+from __future__ import annotations
+
+import re
+
+from flask import render_template
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import ValidationError
+from wtforms.fields import Field
+
+_MARKUP = re.compile(r"[<>]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class PlainText:
+    """Refuse angle brackets and control characters in short text such as names.
+
+    Jinja escapes everything anyway; refusing markup here gives the person a clear
+    message instead of storing text that would look broken wherever it is shown.
+    """
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message
+
+    def __call__(self, form: FlaskForm, field: Field) -> None:
+        value = field.data or ""
+        if _MARKUP.search(value):
+            raise ValidationError(self.message or _l("Please remove the < and > characters."))
+        if _CONTROL.search(value):
+            raise ValidationError(_l("This contains characters that are not allowed."))
+
+
+class Slug:
+    def __call__(self, form: FlaskForm, field: Field) -> None:
+        if field.data and not re.fullmatch(r"[a-z0-9]+(?:-[a-z0-9]+)*", field.data):
+            raise ValidationError(
+                _l("Use lowercase letters, digits and single hyphens, e.g. riverside-health.")
+            )
+
+
+def strip_filter(value: str | None) -> str | None:
+    return value.strip() if isinstance(value, str) else value
+
+
+def render_form(template: str, form: FlaskForm, **context: object) -> tuple[str, int]:
+    """Render a form page; 422 when it was submitted with errors, 200 otherwise."""
+    status = 422 if form.is_submitted() and form.errors else 200
+    return render_template(template, form=form, **context), status

@@ -1,0 +1,1 @@
+"""Local groups: applications and approval, the directory, memberships, roles, invitations."""

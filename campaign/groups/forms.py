@@ -1,0 +1,132 @@
+"""Group forms."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, EmailField, SelectField, StringField, TextAreaField
+from wtforms.validators import Email, InputRequired, Length, Optional
+
+from campaign.core.forms import PlainText, strip_filter
+from campaign.groups.models import Role
+
+ROLE_CHOICES = [
+    (Role.MEMBER.value, _l("Member: sees the group's own pages")),
+    (Role.VOLUNTEER.value, _l("Volunteer: takes shifts on rotas")),
+    (Role.CASEWORKER.value, _l("Caseworker: keeps cases (needs two-factor)")),
+    (Role.ORGANISER.value, _l("Organiser: runs the group, its people and its mail")),
+]
+
+
+def _contact_email() -> EmailField:
+    return EmailField(
+        _l("Public contact email"),
+        filters=[strip_filter],
+        validators=[
+            InputRequired(_l("Enter an email address people can write to.")),
+            Length(max=254, message=_l("An email address is at most 254 characters.")),
+            Email(
+                message=_l("Enter an email address like name@example.org."),
+                check_deliverability=False,
+            ),
+        ],
+        description=_l("Shown on the group's public page. A shared group address is best."),
+    )
+
+
+class GroupDetailsForm(FlaskForm):
+    name = StringField(
+        _l("Group name"),
+        filters=[strip_filter],
+        validators=[
+            InputRequired(_l("Enter the group's name.")),
+            Length(min=3, max=120, message=_l("Use between 3 and 120 characters.")),
+            PlainText(),
+        ],
+    )
+    area = StringField(
+        _l("Area or town"),
+        filters=[strip_filter],
+        validators=[
+            InputRequired(_l("Enter the area or town the group works in.")),
+            Length(max=120, message=_l("Keep it under 120 characters.")),
+            PlainText(),
+        ],
+    )
+    description = TextAreaField(
+        _l("What the group does"),
+        filters=[strip_filter],
+        validators=[
+            InputRequired(_l("Say in a few sentences what the group does.")),
+            Length(max=5000, message=_l("Keep it under 5,000 characters.")),
+        ],
+        description=_l("Public. You can use Markdown: *emphasis*, lists, links."),
+    )
+    contact_email = _contact_email()
+
+
+class GroupSettingsForm(GroupDetailsForm):
+    require_caseworker_2fa = BooleanField(
+        _l("Caseworkers must use two-factor authentication to open casework")
+    )
+
+
+class InviteForm(FlaskForm):
+    email = EmailField(
+        _l("Their email address"),
+        filters=[strip_filter],
+        validators=[
+            InputRequired(_l("Enter the email address to invite.")),
+            Length(max=254, message=_l("An email address is at most 254 characters.")),
+            Email(
+                message=_l("Enter an email address like name@example.org."),
+                check_deliverability=False,
+            ),
+        ],
+    )
+    role = SelectField(
+        _l("Role"),
+        choices=ROLE_CHOICES,
+        coerce=int,
+        default=Role.MEMBER.value,
+        validators=[InputRequired(_l("Choose a role."))],
+    )
+
+
+class RoleForm(FlaskForm):
+    role = SelectField(
+        _l("Role"),
+        choices=ROLE_CHOICES,
+        coerce=int,
+        validators=[InputRequired(_l("Choose a role."))],
+    )
+
+
+class DecisionForm(FlaskForm):
+    note = TextAreaField(
+        _l("Note to the applicant (optional; required when rejecting)"),
+        filters=[strip_filter],
+        validators=[
+            Optional(),
+            Length(max=1000, message=_l("Keep it under 1,000 characters.")),
+            PlainText(),
+        ],
+    )
+
+
+class SearchForm(FlaskForm):
+    class Meta:
+        csrf = False
+
+    q = StringField(
+        _l("Search by name or area"),
+        filters=[strip_filter],
+        validators=[
+            Optional(),
+            Length(max=100, message=_l("Keep the search under 100 characters.")),
+        ],
+    )
+
+
+class ButtonForm(FlaskForm):
+    """Only a CSRF token, for one-button actions."""

@@ -1,0 +1,14 @@
+"""Import every capability's models, so ``Base.metadata`` knows every table.
+
+Alembic's env.py, the drift test and ``create_all`` in tests import this module.
+"""
+
+from campaign.accounts.models import User
+from campaign.core.audit import AuditEvent
+from campaign.core.models import Base
+from campaign.core.outbox import OutboxMessage
+from campaign.groups.models import Group, Invitation, Membership
+
+metadata = Base.metadata
+
+__all__ = ["AuditEvent", "Base", "Group", "Invitation", "Membership", "OutboxMessage", "User"]

@@ -1,0 +1,139 @@
+"""Settings for Campaign, as plain class attributes read from the environment.
+
+Three profiles: ``development`` (the embedded default: SQLite in the instance folder,
+mail written to files, no other service), ``testing`` and ``production``. Choose one
+with ``CAMPAIGN_ENV``; every secret and URL comes from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+class BaseConfig:
+    ENV_NAME = "base"
+    SECRET_KEY = os.environ.get("SECRET_KEY")
+    # Comma-separated "kid:base64key" pairs, the first one encrypts; all decrypt.
+    ENCRYPTION_KEYS = os.environ.get("ENCRYPTION_KEYS")
+    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL")
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+
+    SITE_NAME = os.environ.get("SITE_NAME", "Campaign")
+    # Used for links in emails sent from outside a request (tasks, CLI).
+    BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:5000")
+    TIMEZONE = os.environ.get("TIMEZONE", "Europe/London")
+
+    # Uploads and request bodies: Flask's default is unlimited.
+    MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 16 * 1024 * 1024)
+
+    # Mail. MAIL_BACKEND is "smtp" (a relay) or "file" (written to MAIL_FILE_DIR).
+    MAIL_BACKEND = os.environ.get("MAIL_BACKEND", "smtp")
+    MAIL_FILE_DIR = os.environ.get("MAIL_FILE_DIR")
+    MAIL_SERVER = os.environ.get("MAIL_SERVER", "localhost")
+    MAIL_PORT = env_int("MAIL_PORT", 25)
+    MAIL_USE_TLS = env_bool("MAIL_USE_TLS")
+    MAIL_USE_SSL = env_bool("MAIL_USE_SSL")
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME")
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD")
+    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "Campaign <noreply@localhost>")
+    # Stranger-triggered mail (confirmations, invitations): at most this many per address a day.
+    MAIL_STRANGER_DAILY_LIMIT = env_int("MAIL_STRANGER_DAILY_LIMIT", 5)
+
+    # Background work. Without a broker, tasks run in-process after the commit.
+    CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL")
+    CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND")
+
+    # Sessions and cookies.
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+    PERMANENT_SESSION_LIFETIME = timedelta(hours=env_int("SESSION_HOURS", 12))
+    REMEMBER_COOKIE_DURATION = timedelta(days=env_int("REMEMBER_DAYS", 14))
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+
+    WTF_CSRF_TIME_LIMIT = 8 * 3600
+
+    RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    RATELIMIT_HEADERS_ENABLED = True
+    # Login attempts per client address, and failures before an account is locked.
+    LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute;50 per hour")
+    LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 8)
+    LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15)
+
+    PASSWORD_RESET_MAX_AGE = env_int("PASSWORD_RESET_MAX_AGE", 3600)
+    EMAIL_CONFIRM_MAX_AGE = env_int("EMAIL_CONFIRM_MAX_AGE", 3 * 24 * 3600)
+    INVITATION_DAYS = env_int("INVITATION_DAYS", 14)
+
+    BABEL_DEFAULT_LOCALE = "en"
+    BABEL_DEFAULT_TIMEZONE = "UTC"
+
+    # HSTS and other production-only hardening.
+    SEND_HSTS = False
+    # The development mail outbox page (never in production).
+    DEV_OUTBOX_PAGE = False
+    PER_PAGE = 25
+
+
+class DevelopmentConfig(BaseConfig):
+    """The embedded default: SQLite and files in the instance folder, nothing else to run."""
+
+    ENV_NAME = "development"
+    MAIL_BACKEND = os.environ.get("MAIL_BACKEND", "file")
+    DEV_OUTBOX_PAGE = True
+
+
+class TestingConfig(BaseConfig):
+    ENV_NAME = "testing"
+    TESTING = True
+    SECRET_KEY = "testing-secret-key-not-for-production"  # noqa: S105
+    ENCRYPTION_KEYS = "t1:" + "dGVzdGluZy1lbmNyeXB0aW9uLWtleS0zMi1ieXRlcyE="
+    SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL")
+    MAIL_BACKEND = "file"
+    RATELIMIT_ENABLED = False
+    CELERY_BROKER_URL = None
+    DEV_OUTBOX_PAGE = True
+    BASE_URL = "http://localhost"
+    # Fewer argon2 rounds keep the suite fast; production uses the library defaults.
+    PASSWORD_HASH_FAST = True
+
+
+class ProductionConfig(BaseConfig):
+    ENV_NAME = "production"
+    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
+    REMEMBER_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
+    SEND_HSTS = env_bool("SEND_HSTS", True)
+    PREFERRED_URL_SCHEME = "https"
+
+
+CONFIGS: dict[str, type[BaseConfig]] = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def config_for(name: str | None) -> type[BaseConfig]:
+    """Return the settings class for ``name`` (default: ``CAMPAIGN_ENV`` or development)."""
+    name = name or os.environ.get("CAMPAIGN_ENV", "development")
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        raise RuntimeError(
+            f"Unknown CAMPAIGN_ENV {name!r}; use one of {', '.join(CONFIGS)}"
+        ) from None
