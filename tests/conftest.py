@@ -28,18 +28,26 @@ URL_RE = re.compile(r"https?://[^\s<>\"]+")
 
 
 class Client(FlaskClient):
-    """A test client whose requests never see another request's logged-in user.
+    """A test client whose requests start with a clean ``g``, as real requests do.
 
     Tests keep an app context pushed (for factories and assertions) and Flask reuses it
-    for requests, so Flask-Login's per-context cache of the user must be dropped.
+    for requests, so what extensions cache in ``g`` (the logged-in user, the CSRF
+    token) must be dropped between requests. The database session stays: it is bound
+    to the test's transaction.
     """
 
     def open(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
-        g.pop("_login_user", None)
+        _reset_g()
         try:
             return super().open(*args, **kwargs)
         finally:
-            g.pop("_login_user", None)
+            _reset_g()
+
+
+def _reset_g() -> None:
+    for name in list(vars(g)):
+        if name != "_sqlalchemy_sessions":
+            delattr(g, name)
 
 
 def database_url(tmp_dir: Path) -> str:

@@ -1,0 +1,223 @@
+"""Deny by default, proven by walking the URL map.
+
+Every route is either on the explicit public list below or refuses anonymous
+visitors; every group-scoped route refuses members of other groups and anonymous
+visitors, never showing a byte of the group's people and never changing anything.
+"""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from campaign.core.permissions import is_public_endpoint
+from campaign.extensions import db
+from campaign.groups.models import Invitation, Membership, Role
+from campaign.groups.services import invite
+from tests.conftest import csrf_token, login
+
+# Adding a public route means adding it here, on purpose.
+PUBLIC_ENDPOINTS = {
+    "static",
+    "accounts.register",
+    "accounts.check_email",
+    "accounts.confirm_email",
+    "accounts.login",
+    "accounts.two_factor",
+    "accounts.logout",
+    "accounts.forgot_password",
+    "accounts.reset_password",
+    "accounts.confirm_email_change",
+    "groups.home",
+    "groups.directory",
+    "groups.public_page",
+    "groups.invitation",
+}
+
+# Public pages of a group: shown to anyone for an approved group, and checked below to
+# carry nothing about its people.
+PUBLIC_GROUP_ENDPOINTS = {"groups.public_page"}
+
+
+def _rules(app: Flask):
+    return [rule for rule in app.url_map.iter_rules() if rule.endpoint != "static"]
+
+
+def test_public_endpoints_are_exactly_the_declared_ones(app):
+    with app.test_request_context():
+        public = {
+            rule.endpoint for rule in app.url_map.iter_rules() if is_public_endpoint(rule.endpoint)
+        }
+    assert public == PUBLIC_ENDPOINTS
+
+
+@pytest.fixture
+def two_groups(make, app):
+    """Group A with an organiser, a member and an open invitation; group B's organiser."""
+    organiser_a = make.user("organiser-a@example.org")
+    member_a = make.user("secret-member-a@example.org", name="Hidden Name")
+    group_a = make.group("Group A", organiser=organiser_a)
+    make.member(group_a, member_a, Role.CASEWORKER)
+    organiser_b = make.user("organiser-b@example.org")
+    group_b = make.group("Group B", organiser=organiser_b)
+    with app.test_request_context():
+        invitation = invite(organiser_a, group_a, "invitee-a@example.org", Role.MEMBER)
+    db.session.commit()
+    return {
+        "group_a": group_a,
+        "group_b": group_b,
+        "organiser_b": organiser_b,
+        "membership_a": db.session.scalar(
+            select(Membership).where(Membership.user_id == member_a.id)
+        ),
+        "invitation_a": invitation,
+    }
+
+
+def _url_for_group_a(rule, data) -> str:
+    values = {}
+    for argument in rule.arguments:
+        if argument == "slug":
+            values["slug"] = data["group_a"].slug
+        elif argument == "membership_id":
+            values["membership_id"] = data["membership_a"].id
+        elif argument == "invitation_id":
+            values["invitation_id"] = data["invitation_a"].id
+        else:
+            pytest.fail(f"{rule.endpoint}: the walk does not know how to fill <{argument}>")
+    return rule.build(values, append_unknown=False)[1]
+
+
+def _group_rules(app):
+    return [rule for rule in _rules(app) if "slug" in rule.arguments]
+
+
+def _state(data) -> tuple:
+    membership = db.session.get(Membership, data["membership_a"].id)
+    invitation = db.session.get(Invitation, data["invitation_a"].id)
+    db.session.refresh(data["group_a"])
+    return (
+        membership.role if membership else None,
+        invitation.revoked_at,
+        data["group_a"].name,
+        data["group_a"].require_caseworker_2fa,
+        len(
+            db.session.scalars(
+                select(Membership).where(Membership.group_id == data["group_a"].id)
+            ).all()
+        ),
+    )
+
+
+def _forbidden_form(rule) -> dict:
+    """Plausible form data, so that a missing check would really act."""
+    return {
+        "role": str(Role.ORGANISER.value),
+        "email": "intruder@example.org",
+        "name": "Taken over",
+        "area": "Elsewhere",
+        "description": "Changed by someone else",
+        "contact_email": "intruder@example.org",
+    }
+
+
+def test_the_walk_covers_every_group_scoped_route(app):
+    endpoints = {rule.endpoint for rule in _group_rules(app)}
+    # A sanity floor: if routes stop being found, the walk would prove nothing.
+    assert {"groups.dashboard", "groups.members", "groups.members_csv", "groups.invite",
+            "groups.change_role", "groups.remove_member", "groups.revoke_invitation",
+            "groups.leave", "groups.settings", "groups.public_page"} <= endpoints  # fmt: skip
+
+
+def test_other_groups_members_are_refused_everywhere(app, client, two_groups):
+    data = two_groups
+    login(client, data["organiser_b"])
+    before = _state(data)
+    checked = 0
+    for rule in _group_rules(app):
+        if rule.endpoint in PUBLIC_GROUP_ENDPOINTS:
+            continue
+        url = _url_for_group_a(rule, data)
+        for method in sorted(rule.methods & {"GET", "POST"}):
+            if method == "GET":
+                response = client.get(url)
+            else:
+                form = _forbidden_form(rule) | {"csrf_token": csrf_token(client)}
+                response = client.post(url, data=form)
+            body = response.get_data(as_text=True)
+            assert response.status_code in (403, 404), (rule.endpoint, method, response.status_code)
+            assert "secret-member-a@example.org" not in body, rule.endpoint
+            assert "Hidden Name" not in body, rule.endpoint
+            checked += 1
+    assert checked >= 10
+    assert _state(data) == before
+
+
+def test_anonymous_visitors_are_refused_everywhere(app, client, two_groups):
+    data = two_groups
+    before = _state(data)
+    token = csrf_token(client)
+    for rule in _group_rules(app):
+        if rule.endpoint in PUBLIC_GROUP_ENDPOINTS:
+            continue
+        url = _url_for_group_a(rule, data)
+        for method in sorted(rule.methods & {"GET", "POST"}):
+            if method == "GET":
+                response = client.get(url)
+                assert response.status_code == 302, (rule.endpoint, response.status_code)
+                assert response.headers["Location"].startswith("/login?next="), rule.endpoint
+            else:
+                response = client.post(url, data=_forbidden_form(rule) | {"csrf_token": token})
+                assert response.status_code in (401, 403, 404), (
+                    rule.endpoint,
+                    response.status_code,
+                )
+            body = response.get_data(as_text=True)
+            assert "secret-member-a@example.org" not in body
+            assert "Hidden Name" not in body
+    assert _state(data) == before
+
+
+def test_public_group_page_shows_no_people(client, two_groups):
+    response = client.get(f"/g/{two_groups['group_a'].slug}")
+    assert response.status_code == 200
+    body = response.get_data(as_text=True)
+    assert "secret-member-a@example.org" not in body
+    assert "organiser-a@example.org" not in body
+    assert "Hidden Name" not in body
+
+
+def test_every_private_route_sends_anonymous_visitors_to_login(app, client, two_groups):
+    token = csrf_token(client)
+    for rule in _rules(app):
+        if rule.endpoint in PUBLIC_ENDPOINTS:
+            continue
+        values = {}
+        for argument in rule.arguments:
+            values[argument] = {
+                "slug": two_groups["group_a"].slug,
+                "membership_id": two_groups["membership_a"].id,
+                "invitation_id": two_groups["invitation_a"].id,
+                "group_id": two_groups["group_a"].id,
+                "token": "x",
+            }.get(argument) or pytest.fail(f"unknown argument {argument} in {rule.rule}")
+        url = rule.build(values, append_unknown=False)[1]
+        if "GET" in rule.methods:
+            response = client.get(url)
+            assert response.status_code == 302, (rule.endpoint, response.status_code)
+            assert response.headers["Location"].startswith("/login"), rule.endpoint
+        if "POST" in rule.methods:
+            response = client.post(url, data={"csrf_token": token})
+            assert response.status_code == 401, (rule.endpoint, response.status_code)
+
+
+def test_admin_pages_are_hidden_from_organisers(client, make, two_groups):
+    login(client, make.user())
+    for url in ("/admin/groups", "/admin/audit", "/admin/outbox"):
+        assert client.get(url).status_code == 404
+    response = client.post(
+        f"/admin/groups/{two_groups['group_b'].id}/decide",
+        data={"decision": "approve", "csrf_token": csrf_token(client)},
+    )
+    assert response.status_code == 404

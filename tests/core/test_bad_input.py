@@ -1,0 +1,255 @@
+"""Bad input on every form: a clear message and a 4xx, never a 500.
+
+Each form is described once (how to reach it, valid data, which fields are text,
+email or choice fields); the attacks are generated from that description.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import pyotp
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from campaign.accounts import services as account_services
+from campaign.core.tokens import fingerprint, make_token
+from campaign.extensions import db
+from campaign.groups.models import GroupStatus, Role
+from tests import factories
+from tests.conftest import csrf_token, login
+
+SCRIPT = "<script>alert('x')</script>"
+HUGE = "x" * 20_000
+
+
+@dataclass
+class FormCase:
+    name: str
+    valid: dict[str, str]
+    required: list[str] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)  # short plain text: no markup allowed
+    emails: list[str] = field(default_factory=list)
+    choices: list[str] = field(default_factory=list)
+
+
+def _prepare(case: str, client, app) -> str:
+    """Log in as needed and return the form's URL."""
+    user = factories.user()
+    if case == "register":
+        return "/register"
+    if case == "login":
+        return "/login"
+    if case == "forgot":
+        return "/forgot-password"
+    if case == "reset":
+        with app.test_request_context():
+            token = make_token("reset", {"u": user.id, "f": fingerprint(user.password_hash)})
+        return f"/reset-password/{token}"
+    if case == "two_factor_login":
+        with app.test_request_context():
+            account_services.begin_totp_setup(user)
+        user.totp_enabled = True
+        db.session.flush()
+        with client.session_transaction() as session:
+            session["2fa_user"] = user.id
+            session["2fa_until"] = time.time() + 300
+        return "/login/two-factor"
+    login(client, user)
+    if case == "change_password":
+        return "/account/password"
+    if case == "change_email":
+        return "/account/email"
+    if case == "setup_two_factor":
+        client.get("/account/two-factor")
+        return "/account/two-factor"
+    if case == "disable_two_factor":
+        with app.test_request_context():
+            account_services.begin_totp_setup(user)
+        user.totp_enabled = True
+        db.session.flush()
+        return "/account/two-factor/disable"
+    if case == "apply":
+        return "/groups/apply"
+    group = factories.group(organiser=user)
+    if case == "group_settings":
+        return f"/g/{group.slug}/settings"
+    if case == "invite":
+        return f"/g/{group.slug}/members/invite"
+    if case == "change_role":
+        other = factories.member(group, factories.user(), Role.MEMBER)
+        return f"/g/{group.slug}/members/{other.id}/role"
+    if case == "decide":
+        user.is_admin = True
+        pending = factories.group(status=GroupStatus.PENDING)
+        db.session.flush()
+        return f"/admin/groups/{pending.id}/decide"
+    raise AssertionError(case)
+
+
+NEW_PASSWORD = "a new long password"
+FORMS = [
+    FormCase(
+        "register",
+        {"display_name": "Ana", "email": "new@example.org", "password": NEW_PASSWORD,
+         "password_again": NEW_PASSWORD},
+        required=["email", "password", "password_again"], text=["display_name"], emails=["email"],
+    ),
+    FormCase("login", {"email": "a@example.org", "password": "whatever"},
+             required=["email", "password"], emails=["email"]),
+    FormCase("forgot", {"email": "a@example.org"}, required=["email"], emails=["email"]),
+    FormCase("reset", {"password": NEW_PASSWORD, "password_again": NEW_PASSWORD},
+             required=["password", "password_again"]),
+    FormCase("two_factor_login", {"code": "123456"}, required=["code"]),
+    FormCase(
+        "change_password",
+        {"current_password": factories.PASSWORD, "new_password": NEW_PASSWORD,
+         "new_password_again": NEW_PASSWORD},
+        required=["current_password", "new_password", "new_password_again"],
+    ),
+    FormCase("change_email", {"new_email": "other@example.org", "password": factories.PASSWORD},
+             required=["new_email", "password"], emails=["new_email"]),
+    FormCase("setup_two_factor", {"code": "123456"}, required=["code"]),
+    FormCase("disable_two_factor", {"password": factories.PASSWORD}, required=["password"]),
+    FormCase(
+        "apply",
+        {"name": "Hillside Care", "area": "Hillside", "description": "We meet weekly.",
+         "contact_email": "hillside@example.org"},
+        required=["name", "area", "description", "contact_email"], text=["name", "area"],
+        emails=["contact_email"],
+    ),
+    FormCase(
+        "group_settings",
+        {"name": "Hillside Care", "area": "Hillside", "description": "We meet weekly.",
+         "contact_email": "hillside@example.org"},
+        required=["name", "area", "description", "contact_email"], text=["name", "area"],
+        emails=["contact_email"],
+    ),
+    FormCase("invite", {"email": "friend@example.org", "role": "10"}, required=["email"],
+             emails=["email"], choices=["role"]),
+    FormCase("change_role", {"role": "20"}, required=["role"], choices=["role"]),
+    FormCase("decide", {"decision": "reject", "note": "Please tell us more."},
+             text=["note"], choices=["decision"]),
+]  # fmt: skip
+
+
+def _attacks(case: FormCase):
+    for name in case.required:
+        yield f"{name}-empty", {name: ""}
+    for name in case.valid:
+        if name not in case.choices:
+            yield f"{name}-huge", {name: HUGE}
+    for name in case.text:
+        yield f"{name}-script", {name: SCRIPT}
+    for name in case.emails:
+        yield f"{name}-invalid", {name: "not an email"}
+        yield f"{name}-script", {name: f"{SCRIPT}@example.org"}
+    for name in case.choices:
+        yield f"{name}-wrong-type", {name: "abc"}
+        yield f"{name}-unknown", {name: "999"}
+
+
+CASES = [
+    pytest.param(case, attack, id=f"{case.name}:{label}")
+    for case in FORMS
+    for label, attack in _attacks(case)
+]
+
+
+def _assert_refused_clearly(response) -> None:
+    body = response.get_data(as_text=True)
+    assert 400 <= response.status_code < 500, response.status_code
+    assert 'class="error' in body or "error-summary" in body or "flash-error" in body
+    assert SCRIPT not in body  # never echoed unescaped
+
+
+@pytest.mark.parametrize(("case", "attack"), CASES)
+def test_bad_input_gets_a_clear_4xx(case: FormCase, attack: dict, app, client, make):
+    url = _prepare(case.name, client, app)
+    data = case.valid | attack | {"csrf_token": csrf_token(client)}
+    _assert_refused_clearly(client.post(url, data=data))
+
+
+@pytest.mark.parametrize("case", FORMS, ids=[c.name for c in FORMS])
+def test_wrong_or_missing_csrf_token_is_refused(case: FormCase, app, client, make):
+    url = _prepare(case.name, client, app)
+    for token in ("forged-token", None):
+        data = dict(case.valid)
+        if token:
+            data["csrf_token"] = token
+        response = client.post(url, data=data)
+        assert response.status_code == 400
+        assert "The form had expired or was not sent from this site" in response.get_data(
+            as_text=True
+        )
+
+
+def test_the_attack_list_covers_every_form_with_fields(app):
+    """A new form view must be added to FORMS above."""
+    with app.test_request_context():
+        form_endpoints = {
+            rule.endpoint for rule in app.url_map.iter_rules() if "POST" in rule.methods
+        }
+    # One-button forms carry no fields to attack; their CSRF check is tested elsewhere.
+    buttons = {
+        "accounts.confirm_email", "accounts.resend_confirmation", "accounts.logout",
+        "accounts.confirm_email_change", "accounts.logout_everywhere",
+        "groups.remove_member", "groups.revoke_invitation", "groups.leave", "groups.invitation",
+    }  # fmt: skip
+    covered = {
+        "accounts.register", "accounts.login", "accounts.forgot_password",
+        "accounts.reset_password", "accounts.two_factor", "accounts.change_password",
+        "accounts.change_email", "accounts.setup_two_factor", "accounts.disable_two_factor",
+        "groups.apply", "groups.settings", "groups.invite", "groups.change_role",
+        "groups.admin_decide",
+    }  # fmt: skip
+    assert form_endpoints == buttons | covered
+    assert len(FORMS) == len(covered)
+
+
+def test_directory_search_too_long_is_a_clear_400(client, make):
+    response = client.get("/groups", query_string={"q": "y" * 500})
+    assert response.status_code == 400
+    assert "under 100 characters" in response.get_data(as_text=True)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    name=st.text(max_size=300),
+    area=st.text(max_size=300),
+    email=st.text(max_size=300),
+    description=st.text(max_size=6000),
+)
+def test_group_application_never_fails_with_a_500(
+    app, client, make, name, area, email, description
+):
+    """Whatever arrives in the application form, the answer is a page, not a crash."""
+    if not getattr(client, "_logged_in", False):
+        login(client, factories.user())
+        client._logged_in = True
+    response = client.post(
+        "/groups/apply",
+        data={"name": name, "area": area, "description": description, "contact_email": email,
+              "csrf_token": csrf_token(client)},
+    )  # fmt: skip
+    assert response.status_code in (302, 422), response.status_code
+
+
+def test_totp_codes_with_letters_are_refused(app, client, make):
+    user = make.user()
+    login(client, user)
+    client.get("/account/two-factor")
+    db.session.refresh(user)
+    with app.test_request_context():
+        secret = account_services.totp_secret_for_display(user)
+    code = pyotp.TOTP(secret).now()
+    response = client.post(
+        "/account/two-factor",
+        data={"code": code[:3] + "abc", "csrf_token": csrf_token(client)},
+    )
+    assert response.status_code == 422
+    assert not db.session.get(type(user), user.id).totp_enabled
