@@ -18,6 +18,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(demo_command)
     app.cli.add_command(quickstart_command)
     app.cli.add_command(outbox_cli)
+    app.cli.add_command(crypto_cli)
 
 
 @click.group("db", help="Database schema: upgrade, downgrade, revision, check.")
@@ -152,3 +153,19 @@ def outbox_deliver() -> None:
 
     counts = deliver_due()
     click.echo(", ".join(f"{k}: {v}" for k, v in counts.items()))
+
+
+@click.group("crypto", help="Field encryption keys.")
+def crypto_cli() -> None:
+    pass
+
+
+@crypto_cli.command("rotate")
+@with_appcontext
+def crypto_rotate() -> None:
+    """Re-encrypt every stored secret with the first key of ENCRYPTION_KEYS."""
+    from campaign.accounts.services import reencrypt_secrets
+
+    count = reencrypt_secrets()
+    db.session.commit()
+    click.echo(f"{count} value(s) re-encrypted with the current key.")

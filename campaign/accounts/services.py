@@ -16,7 +16,7 @@ from sqlalchemy import select
 from campaign.accounts.models import User, new_session_token
 from campaign.core import audit
 from campaign.core.addresses import normalise_email
-from campaign.core.crypto import decrypt_field, encrypt_field
+from campaign.core.crypto import decrypt_field, encrypt_field, needs_rotation
 from campaign.core.models import utcnow
 from campaign.core.outbox import MailCategory, queue_email
 from campaign.core.passwords import hash_password, needs_rehash, verify_password
@@ -185,6 +185,19 @@ def totp_provisioning_uri(user: User) -> str:
     return _totp(user).provisioning_uri(
         name=user.email, issuer_name=current_app.config["SITE_NAME"]
     )
+
+
+def reencrypt_secrets() -> int:
+    """Seal every TOTP secret with the current primary key (after adding a new key)."""
+    count = 0
+    for user in db.session.scalars(select(User).where(User.totp_secret.is_not(None))):
+        if needs_rotation(user.totp_secret):
+            secret = _totp(user).secret
+            user.totp_secret = encrypt_field(
+                secret, table="users", column="totp_secret", row_id=user.id
+            )
+            count += 1
+    return count
 
 
 def verify_totp(user: User, code: str) -> bool:

@@ -116,3 +116,26 @@ class TestFieldEncryption:
     def test_bad_key_spec_is_a_clear_error(self):
         with pytest.raises(ValueError, match="16, 24 or 32 bytes"):
             KeyRing.parse("k1:c2hvcnQ=")
+
+
+def test_crypto_rotate_reseals_secrets_with_the_new_key(app, session, make):
+    from campaign.accounts.services import (
+        begin_totp_setup,
+        reencrypt_secrets,
+        totp_secret_for_display,
+    )
+
+    user = make.user()
+    begin_totp_setup(user)
+    secret = totp_secret_for_display(user)
+    old_ring = app.extensions["campaign_keyring"]
+    app.extensions["campaign_keyring"] = KeyRing.parse(
+        "t2:" + "C" * 43 + "," + app.config["ENCRYPTION_KEYS"]
+    )
+    try:
+        assert reencrypt_secrets() == 1
+        assert user.totp_secret.startswith("v1:t2:")
+        assert totp_secret_for_display(user) == secret
+        assert reencrypt_secrets() == 0
+    finally:
+        app.extensions["campaign_keyring"] = old_ring
