@@ -137,7 +137,10 @@ def quickstart_command(host: str, port: int, no_serve: bool) -> None:
     click.echo("")
     sys.stdout.flush()
     if not no_serve:
-        current_app.run(host=host, port=port, debug=False, use_reloader=False)
+        from werkzeug.serving import run_simple
+
+        # Flask refuses app.run() inside a CLI command; serve with Werkzeug directly.
+        run_simple(host, port, current_app._get_current_object(), threaded=True)
 
 
 @click.group("outbox", help="The mail outbox.")

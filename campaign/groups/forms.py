@@ -11,11 +11,16 @@ from campaign.core.forms import PlainText, strip_filter
 from campaign.groups.models import Role
 
 ROLE_CHOICES = [
-    (Role.MEMBER.value, _l("Member: sees the group's own pages")),
-    (Role.VOLUNTEER.value, _l("Volunteer: takes shifts on rotas")),
-    (Role.CASEWORKER.value, _l("Caseworker: keeps cases (needs two-factor)")),
-    (Role.ORGANISER.value, _l("Organiser: runs the group, its people and its mail")),
+    (Role.MEMBER.value, _l("Member")),
+    (Role.VOLUNTEER.value, _l("Volunteer")),
+    (Role.CASEWORKER.value, _l("Caseworker")),
+    (Role.ORGANISER.value, _l("Organiser")),
 ]
+ROLE_HINT = _l(
+    "Members see the group's own pages. Volunteers also take shifts on rotas. "
+    "Caseworkers also keep cases (with two-factor login). Organisers run the group, "
+    "its people and its mail."
+)
 
 
 def _contact_email() -> EmailField:
@@ -89,6 +94,7 @@ class InviteForm(FlaskForm):
         choices=ROLE_CHOICES,
         coerce=int,
         default=Role.MEMBER.value,
+        description=ROLE_HINT,
         validators=[InputRequired(_l("Choose a role."))],
     )
 
