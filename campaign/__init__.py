@@ -6,6 +6,7 @@ headers, error pages and CLI commands.
 
 from __future__ import annotations
 
+import inspect
 import os
 import secrets
 from pathlib import Path
@@ -110,6 +111,11 @@ def _init_extensions(app: Flask) -> None:
     from campaign.extensions import babel, csrf, db, limiter, login_manager, mail
 
     db.init_app(app)
+    # We use no async sessions; dropping the async teardown keeps every teardown plain
+    # (and independent of any event loop a test harness may be running).
+    app.teardown_appcontext_funcs[:] = [
+        func for func in app.teardown_appcontext_funcs if not inspect.iscoroutinefunction(func)
+    ]
     with app.app_context():
         _tune_engine(db.engine)
     csrf.init_app(app)

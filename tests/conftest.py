@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from campaign import create_app
 from campaign.core.outbox import OutboxMessage
-from campaign.extensions import db
+from campaign.extensions import db, limiter
 from campaign.models import metadata
 from tests import factories
 
@@ -72,6 +72,17 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     with app.app_context():
         metadata.drop_all(db.engine)
         db.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def limiter_as_configured(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the shared rate limiter as the testing settings say (off).
+
+    ``limiter`` is one module-level object: any other ``create_app()`` in the session
+    (a production app built by a settings test, say) re-runs ``init_app`` and would
+    switch it on for every app. Tests of the limits switch it on themselves.
+    """
+    monkeypatch.setattr(limiter, "enabled", app.config["RATELIMIT_ENABLED"])
 
 
 @contextmanager

@@ -53,7 +53,13 @@ def _login_limit() -> str:
 
 def _safe_next(target: str | None) -> str:
     """Only same-site paths, so a crafted link cannot bounce people elsewhere."""
-    if target and target.startswith("/") and not target.startswith("//"):
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and target.isprintable()
+    ):
         parts = urlsplit(target)
         if not parts.scheme and not parts.netloc:
             return target
@@ -87,24 +93,29 @@ def register() -> Response | tuple[str, int]:
         return redirect(url_for("groups.home"))
     form = RegisterForm()
     if form.validate_on_submit():
-        user = services.register(form.email.data, form.password.data, form.display_name.data)
+        # Nobody is logged in here, new account or not: the next page must look the same
+        # either way, so it cannot reveal which addresses have accounts.
+        services.register(form.email.data, form.password.data, form.display_name.data)
         db.session.commit()
-        if user is not None:
-            _finish_login(user, remember=False)
-            db.session.commit()
         flash(
             _("Check your email: we have sent a link to confirm your address."),
             "success",
         )
-        return redirect(url_for("accounts.check_email"))
+        next_url = request.args.get("next")
+        return redirect(
+            url_for("accounts.check_email", next=_safe_next(next_url) if next_url else None)
+        )
     return render_form("accounts/register.html", form)
 
 
 @bp.route("/check-email")
 @public
 def check_email() -> str:
-    """Where people wait for a confirmation link."""
-    return render_template("accounts/check_email.html")
+    """Where people wait for a confirmation link (and find their way back to an invitation)."""
+    next_url = request.args.get("next")
+    return render_template(
+        "accounts/check_email.html", next_url=_safe_next(next_url) if next_url else None
+    )
 
 
 @bp.route("/confirm/<token>", methods=["GET", "POST"])
@@ -200,8 +211,8 @@ def logout() -> Response:
     """Log out of this device (a POST, so a link cannot log anyone out)."""
     form = ConfirmForm()
     if form.validate_on_submit():
-        logout_user()
         session.clear()
+        logout_user()  # after clear(): it leaves the marker that deletes the remember cookie
         flash(_("You are logged out."), "success")
     return redirect(url_for("groups.directory"))
 
@@ -235,8 +246,8 @@ def reset_password(token: str) -> Response | tuple[str, int]:
     if form.validate_on_submit():
         services.reset_password(token, form.password.data)
         db.session.commit()
-        logout_user()
         session.clear()
+        logout_user()  # after clear(): it leaves the marker that deletes the remember cookie
         flash(_("Your password is changed. Log in with the new one."), "success")
         return redirect(url_for("accounts.login"))
     return render_form("accounts/reset_password.html", form)
@@ -374,7 +385,7 @@ def logout_everywhere() -> Response:
     if form.validate_on_submit():
         services.logout_everywhere(current_user)
         db.session.commit()
-        logout_user()
         session.clear()
+        logout_user()  # after clear(): it leaves the marker that deletes the remember cookie
         flash(_("You are logged out on every device."), "success")
     return redirect(url_for("accounts.login"))

@@ -154,10 +154,9 @@ def dispatch_if_committed() -> None:
     session = db.session
     if not session.info.pop("outbox_committed", False):
         return
-    from campaign.core.tasks import deliver_outbox
-
     if current_app.config.get("CELERY_BROKER_URL"):
-        deliver_outbox.delay()
+        # This app's own Celery instance, not whichever one was created last.
+        current_app.extensions["celery"].send_task("campaign.deliver_outbox")
     else:
         deliver_due()
 

@@ -5,16 +5,17 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, SelectField, StringField, TextAreaField
+from wtforms.fields import SelectChoice
 from wtforms.validators import Email, InputRequired, Length, Optional
 
 from campaign.core.forms import PlainText, strip_filter
 from campaign.groups.models import Role
 
 ROLE_CHOICES = [
-    (Role.MEMBER.value, _l("Member")),
-    (Role.VOLUNTEER.value, _l("Volunteer")),
-    (Role.CASEWORKER.value, _l("Caseworker")),
-    (Role.ORGANISER.value, _l("Organiser")),
+    SelectChoice(Role.MEMBER.value, _l("Member")),
+    SelectChoice(Role.VOLUNTEER.value, _l("Volunteer")),
+    SelectChoice(Role.CASEWORKER.value, _l("Caseworker")),
+    SelectChoice(Role.ORGANISER.value, _l("Organiser")),
 ]
 ROLE_HINT = _l(
     "Members see the group's own pages. Volunteers also take shifts on rotas. "

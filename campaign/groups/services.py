@@ -119,9 +119,12 @@ def directory_query(search: str = "") -> sa.Select:
     """Approved groups matching a search on name or area, for the public directory."""
     query = select(Group).where(Group.status == GroupStatus.APPROVED)
     for word in search.split()[:5]:
-        pattern = f"%{word.lower()}%"
+        # autoescape: a % or _ typed in the search box matches itself, not everything.
         query = query.where(
-            sa.or_(func.lower(Group.name).like(pattern), func.lower(Group.area).like(pattern))
+            sa.or_(
+                Group.name.icontains(word, autoescape=True),
+                Group.area.icontains(word, autoescape=True),
+            )
         )
     return query.order_by(Group.name)
 
@@ -250,7 +253,7 @@ def invite(actor: User, group: Group, email: str, role: Role) -> Invitation:
     db.session.add(invitation)
     db.session.flush()
     audit.record("invitation.sent", actor_id=actor.id, group_id=group.id, role=role.name)
-    queue_email(
+    sent = queue_email(
         email,
         "invitation",
         category=MailCategory.STRANGER,
@@ -260,6 +263,12 @@ def invite(actor: User, group: Group, email: str, role: Role) -> Invitation:
         accept_url=url_for("groups.invitation", token=token, _external=True),
         days=current_app.config["INVITATION_DAYS"],
     )
+    if sent is None:
+        # Over the daily limit for this address: refuse, so the caller rolls back and the
+        # earlier invitation (whose link the person has) stays valid.
+        raise GroupError(
+            _l("This address has had several emails from us today. Please try again tomorrow.")
+        )
     return invitation
 
 

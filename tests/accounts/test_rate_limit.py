@@ -1,0 +1,77 @@
+"""The login form is rate limited per client address (the limiter is off in testing)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+
+from campaign.extensions import limiter
+from tests.accounts.helpers import LOGIN_FAILED, attempt_login, turn_on_two_factor
+from tests.conftest import post
+from tests.factories import PASSWORD
+
+
+@pytest.fixture
+def rate_limited(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Switch the shared limiter on for one test, with empty in-memory storage.
+
+    Flask-Limiter 4 decides in ``init_app`` whether it is enabled, and with
+    ``RATELIMIT_ENABLED = False`` it never sets up its storage. Decorated views call the
+    limiter directly, so initialising it against a throwaway app with the same settings
+    (and the limiter switched on) makes them count. The monkeypatch restores ``enabled``
+    and ``initialized`` afterwards, which switches it off again for every other test.
+    """
+    monkeypatch.setattr(limiter, "enabled", True)
+    monkeypatch.setattr(limiter, "initialized", limiter.initialized)
+    probe = Flask("rate-limit-probe")
+    probe.config.update(app.config)
+    probe.config["RATELIMIT_ENABLED"] = True
+    probe.config["RATELIMIT_STORAGE_URI"] = "memory://"
+    limiter.init_app(probe)
+    limiter.reset()
+    yield
+    limiter.reset()
+
+
+def test_the_eleventh_login_attempt_in_a_minute_is_refused(app, client, make, rate_limited):
+    assert app.config["LOGIN_RATE_LIMIT"].startswith("10 per minute")
+    user = make.user("ana@example.org")
+
+    for attempt in range(10):
+        response = attempt_login(client, "nobody@example.org", f"guess number {attempt}")
+        assert response.status_code == 422, attempt
+
+    refused = attempt_login(client, user.email, PASSWORD)
+
+    assert refused.status_code == 429
+    page = refused.get_data(as_text=True)
+    assert "Too many attempts" in page
+    assert "Please wait a few minutes and try again." in page
+    assert LOGIN_FAILED not in page
+    assert client.get("/account").status_code == 302, "the refused attempt did not log in"
+    assert client.get("/login").status_code == 200, "the form itself is still shown"
+
+
+def test_the_limit_is_per_client_address(app, make, rate_limited):
+    user = make.user("ana@example.org")
+    busy = app.test_client()
+    for attempt in range(11):
+        response = attempt_login(busy, "nobody@example.org", f"guess number {attempt}")
+    assert response.status_code == 429
+
+    elsewhere = app.test_client()
+    elsewhere.environ_base["REMOTE_ADDR"] = "192.0.2.77"
+    response = attempt_login(elsewhere, user.email, PASSWORD)
+
+    assert response.status_code == 302
+
+
+def test_the_second_factor_step_is_limited_too(app, client, make, rate_limited):
+    user = make.user("ana@example.org")
+    turn_on_two_factor(user)
+    assert attempt_login(client, user.email, PASSWORD).status_code == 302
+    codes = [post(client, "/login/two-factor", {"code": "000000"}).status_code for _ in range(11)]
+
+    assert codes == [422] * 10 + [429]
