@@ -8,7 +8,22 @@ from campaign.core.audit import AuditEvent
 from campaign.core.models import Base
 from campaign.core.outbox import OutboxMessage
 from campaign.groups.models import Group, Invitation, Membership
+from campaign.mailing.models import Mailing
+from campaign.people.models import ConsentRecord, Supporter, Suppression, Tag
 
 metadata = Base.metadata
 
-__all__ = ["AuditEvent", "Base", "Group", "Invitation", "Membership", "OutboxMessage", "User"]
+__all__ = [
+    "AuditEvent",
+    "Base",
+    "ConsentRecord",
+    "Group",
+    "Invitation",
+    "Mailing",
+    "Membership",
+    "OutboxMessage",
+    "Supporter",
+    "Suppression",
+    "Tag",
+    "User",
+]

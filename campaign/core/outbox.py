@@ -73,6 +73,10 @@ class OutboxMessage(TimestampedModel):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(sa.String(500))
     group_id: Mapped[int | None] = mapped_column(index=True)
+    # Set for campaign mail: which mailing and which supporter (plain ids: core knows
+    # nothing of the capabilities above it).
+    mailing_id: Mapped[int | None] = mapped_column(index=True)
+    supporter_id: Mapped[int | None] = mapped_column(index=True)
 
 
 def _recent_stranger_mail(session: Session, address: str) -> int:
@@ -92,6 +96,8 @@ def queue_email(
     *,
     category: MailCategory = MailCategory.TRANSACTIONAL,
     group_id: int | None = None,
+    mailing_id: int | None = None,
+    supporter_id: int | None = None,
     headers: dict[str, str] | None = None,
     **context: Any,
 ) -> OutboxMessage | None:
@@ -124,6 +130,8 @@ def queue_email(
         template=template,
         priority=PRIORITY[category],
         group_id=group_id,
+        mailing_id=mailing_id,
+        supporter_id=supporter_id,
         next_attempt_at=utcnow(),
     )
     session.add(row)

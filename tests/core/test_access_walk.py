@@ -33,11 +33,14 @@ PUBLIC_ENDPOINTS = {
     "groups.directory",
     "groups.public_page",
     "groups.invitation",
+    "people.subscribe",
+    "people.subscribe_sent",
+    "people.confirm_subscription",
 }
 
 # Public pages of a group: shown to anyone for an approved group, and checked below to
 # carry nothing about its people.
-PUBLIC_GROUP_ENDPOINTS = {"groups.public_page"}
+PUBLIC_GROUP_ENDPOINTS = {"groups.public_page", "people.subscribe", "people.subscribe_sent"}
 
 
 def _rules(app: Flask):

@@ -33,6 +33,7 @@ class FormCase:
     text: list[str] = field(default_factory=list)  # short plain text: no markup allowed
     emails: list[str] = field(default_factory=list)
     choices: list[str] = field(default_factory=list)
+    checkboxes: list[str] = field(default_factory=list)  # any value means ticked
 
 
 def _prepare(case: str, client, app) -> str:
@@ -73,6 +74,9 @@ def _prepare(case: str, client, app) -> str:
         return "/account/two-factor/disable"
     if case == "apply":
         return "/groups/apply"
+    if case == "subscribe":
+        client.post("/logout", data={"csrf_token": csrf_token(client)})
+        return f"/g/{factories.group().slug}/subscribe"
     group = factories.group(organiser=user)
     if case == "group_settings":
         return f"/g/{group.slug}/settings"
@@ -130,6 +134,9 @@ FORMS = [
     FormCase("invite", {"email": "friend@example.org", "role": "10"}, required=["email"],
              emails=["email"], choices=["role"]),
     FormCase("change_role", {"role": "20"}, required=["role"], choices=["role"]),
+    FormCase("subscribe", {"first_name": "Ana", "email": "ana@example.org", "consent": "y"},
+             required=["email", "consent"], text=["first_name"], emails=["email"],
+             checkboxes=["consent"]),
     FormCase("decide", {"decision": "reject", "note": "Please tell us more."},
              text=["note"], choices=["decision"]),
 ]  # fmt: skip
@@ -139,7 +146,7 @@ def _attacks(case: FormCase):
     for name in case.required:
         yield f"{name}-empty", {name: ""}
     for name in case.valid:
-        if name not in case.choices:
+        if name not in case.choices and name not in case.checkboxes:
             yield f"{name}-huge", {name: HUGE}
     for name in case.text:
         yield f"{name}-script", {name: SCRIPT}
@@ -197,13 +204,14 @@ def test_the_attack_list_covers_every_form_with_fields(app):
         "accounts.confirm_email", "accounts.resend_confirmation", "accounts.logout",
         "accounts.confirm_email_change", "accounts.logout_everywhere",
         "groups.remove_member", "groups.revoke_invitation", "groups.leave", "groups.invitation",
+        "people.confirm_subscription",
     }  # fmt: skip
     covered = {
         "accounts.register", "accounts.login", "accounts.forgot_password",
         "accounts.reset_password", "accounts.two_factor", "accounts.change_password",
         "accounts.change_email", "accounts.setup_two_factor", "accounts.disable_two_factor",
         "groups.apply", "groups.settings", "groups.invite", "groups.change_role",
-        "groups.admin_decide",
+        "groups.admin_decide", "people.subscribe",
     }  # fmt: skip
     assert form_endpoints == buttons | covered
     assert len(FORMS) == len(covered)

@@ -1,0 +1,1 @@
+"""Email to a group's lists: segments, composed messages, sending, unsubscribe, bounces."""
