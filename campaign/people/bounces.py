@@ -1,0 +1,145 @@
+"""Bounce ingestion: read delivery status notifications (RFC 3464), suppress hard bounces.
+
+A relay that cannot deliver a message it accepted sends a DSN back to the envelope
+sender. Feed those messages to ``flask --app campaign bounces ingest`` (see
+docs/bounces.md). A permanent failure (``Action: failed``, status ``5.x.x``) puts the
+address on the suppression list of the group whose message bounced, matched by the
+Message-ID we fixed when the message was queued; a delay (``4.x.x``) changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage, Message
+
+from sqlalchemy import select
+
+from campaign.core.outbox import OutboxMessage, OutboxStatus
+from campaign.extensions import db
+from campaign.people.models import Supporter, SuppressionReason
+from campaign.people.services import suppress
+
+_STATUS = re.compile(r"^\s*([245])\.\d{1,3}\.\d{1,3}")
+
+
+@dataclass
+class RecipientReport:
+    address: str
+    action: str
+    status: str
+
+    @property
+    def is_hard_bounce(self) -> bool:
+        match = _STATUS.match(self.status)
+        return self.action == "failed" and bool(match) and match.group(1) == "5"
+
+
+@dataclass
+class BounceReport:
+    is_dsn: bool
+    original_message_id: str | None = None
+    recipients: list[RecipientReport] = field(default_factory=list)
+
+
+def _field_blocks(part: Message) -> list[Message]:
+    """The header blocks of a message/delivery-status part: one per-message, then one
+    per recipient. The email package exposes them as sub-messages."""
+    payload = part.get_payload()
+    if isinstance(payload, list):
+        return payload
+    # Some parsers leave the body as text: split it into blank-line separated blocks.
+    from email.parser import HeaderParser
+
+    text = payload if isinstance(payload, str) else ""
+    return [HeaderParser().parsestr(block) for block in re.split(r"\r?\n\r?\n", text) if block]
+
+
+def _address(value: str | None) -> str:
+    """'rfc822; someone@example.org' → 'someone@example.org'."""
+    if not value:
+        return ""
+    return value.split(";", 1)[-1].strip().strip("<>").lower()
+
+
+def parse_bounce(raw: bytes) -> BounceReport:
+    """What a message says about delivery failures (empty when it is not a DSN)."""
+    message: EmailMessage = message_from_bytes(raw, policy=policy.default)
+    if (
+        message.get_content_type() != "multipart/report"
+        or (message.get_param("report-type", "") or "").lower() != "delivery-status"
+    ):
+        return BounceReport(is_dsn=False)
+    report = BounceReport(is_dsn=True)
+    for part in message.walk():
+        content_type = part.get_content_type()
+        if content_type == "message/delivery-status":
+            for block in _field_blocks(part)[1:]:
+                recipient = _address(
+                    block.get("Final-Recipient") or block.get("Original-Recipient")
+                )
+                if recipient:
+                    report.recipients.append(
+                        RecipientReport(
+                            address=recipient,
+                            action=(block.get("Action") or "").strip().lower(),
+                            status=(block.get("Status") or "").strip(),
+                        )
+                    )
+        elif content_type in ("message/rfc822", "text/rfc822-headers"):
+            original = part.get_payload()
+            if isinstance(original, list):
+                original = original[0]
+            if isinstance(original, Message):
+                message_id = original.get("Message-ID")
+            else:
+                found = re.search(r"^Message-ID:\s*(<[^>]+>)", str(original), re.I | re.M)
+                message_id = found.group(1) if found else None
+            if message_id:
+                report.original_message_id = message_id.strip()
+    return report
+
+
+@dataclass
+class IngestResult:
+    messages: int = 0
+    not_dsn: int = 0
+    hard_bounces: int = 0
+    soft: int = 0
+
+
+def ingest_bounce(raw: bytes, result: IngestResult | None = None) -> IngestResult:
+    """Apply one message: suppress hard-bounced addresses. Flushes, never commits."""
+    result = result or IngestResult()
+    result.messages += 1
+    report = parse_bounce(raw)
+    if not report.is_dsn:
+        result.not_dsn += 1
+        return result
+    original = None
+    if report.original_message_id:
+        original = db.session.scalar(
+            select(OutboxMessage).where(OutboxMessage.message_id == report.original_message_id)
+        )
+    for recipient in report.recipients:
+        if not recipient.is_hard_bounce:
+            result.soft += 1
+            continue
+        result.hard_bounces += 1
+        detail = f"bounce {recipient.status}"
+        if original is not None and original.to_addr == recipient.address:
+            original.status = OutboxStatus.FAILED
+            original.last_error = detail
+        for group_id in _groups_to_suppress(original, recipient.address):
+            suppress(group_id, recipient.address, SuppressionReason.HARD_BOUNCE, detail)
+    db.session.flush()
+    return result
+
+
+def _groups_to_suppress(original: OutboxMessage | None, address: str) -> set[int]:
+    """The group whose mail bounced; if the message is unknown, every group that holds
+    the address (a dead mailbox is dead for all of them)."""
+    if original is not None and original.group_id is not None:
+        return {original.group_id}
+    return set(db.session.scalars(select(Supporter.group_id).where(Supporter.email == address)))
