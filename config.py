@@ -51,6 +51,11 @@ class BaseConfig:
     MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "Campaign <noreply@localhost>")
     # Stranger-triggered mail (confirmations, invitations): at most this many per address a day.
     MAIL_STRANGER_DAILY_LIMIT = env_int("MAIL_STRANGER_DAILY_LIMIT", 5)
+    # Delivery: rows claimed per batch (one SMTP connection each), how long a claim lasts
+    # before another worker may take it over, and an optional cap in messages a second.
+    MAIL_BATCH_SIZE = env_int("MAIL_BATCH_SIZE", 200)
+    MAIL_LEASE_SECONDS = env_int("MAIL_LEASE_SECONDS", 300)
+    MAIL_RATE_PER_SECOND = float(os.environ.get("MAIL_RATE_PER_SECOND") or 0)
 
     # Background work. Without a broker, tasks run in-process after the commit.
     CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL")

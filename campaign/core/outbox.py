@@ -47,7 +47,6 @@ class OutboxStatus(enum.StrEnum):
 
 PRIORITY = {MailCategory.TRANSACTIONAL: 10, MailCategory.STRANGER: 10, MailCategory.MARKETING: 50}
 MAX_ATTEMPTS = 6
-LEASE = timedelta(minutes=5)
 
 
 class OutboxMessage(TimestampedModel):
@@ -259,7 +258,7 @@ def _claim_batch(session: Session, limit: int) -> list[OutboxMessage]:
     rows = list(session.scalars(due))
     for row in rows:
         row.status = OutboxStatus.SENDING
-        row.lease_until = now + LEASE
+        row.lease_until = now + timedelta(seconds=current_app.config["MAIL_LEASE_SECONDS"])
     session.commit()
     return rows
 
@@ -272,9 +271,10 @@ def _is_transient(exc: Exception) -> bool:
     return isinstance(exc, OSError | smtplib.SMTPServerDisconnected)
 
 
-def deliver_due(batch_size: int = 200) -> dict[str, int]:
+def deliver_due(batch_size: int | None = None) -> dict[str, int]:
     """Send every due row, batch by batch; returns counts. Owns its transactions."""
     session = db.session
+    batch_size = batch_size or current_app.config["MAIL_BATCH_SIZE"]
     session.commit()
     counts = {"sent": 0, "retry": 0, "failed": 0}
     while True:
