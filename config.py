@@ -56,6 +56,8 @@ class BaseConfig:
     MAIL_BATCH_SIZE = env_int("MAIL_BATCH_SIZE", 200)
     MAIL_LEASE_SECONDS = env_int("MAIL_LEASE_SECONDS", 300)
     MAIL_RATE_PER_SECOND = float(os.environ.get("MAIL_RATE_PER_SECOND") or 0)
+    # First pause when the relay throttles us; doubles on each repeat, up to 16 times.
+    MAIL_THROTTLE_PAUSE_SECONDS = env_int("MAIL_THROTTLE_PAUSE_SECONDS", 60)
 
     # Background work. Without a broker, tasks run in-process after the commit.
     CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL")

@@ -161,6 +161,7 @@ def _register_blueprints(app: Flask) -> None:
     from campaign.accounts.views import bp as accounts_bp
     from campaign.admin.views import bp as admin_bp
     from campaign.groups.views import bp as groups_bp
+    from campaign.people import bounces  # noqa: F401 - suppresses refused addresses
     from campaign.people.views import bp as people_bp
 
     app.register_blueprint(accounts_bp)

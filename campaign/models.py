@@ -6,7 +6,7 @@ Alembic's env.py, the drift test and ``create_all`` in tests import this module.
 from campaign.accounts.models import User
 from campaign.core.audit import AuditEvent
 from campaign.core.models import Base
-from campaign.core.outbox import OutboxMessage
+from campaign.core.outbox import MailThrottle, OutboxMessage
 from campaign.groups.models import Group, Invitation, Membership
 from campaign.mailing.models import Mailing
 from campaign.people.models import ConsentRecord, Supporter, Suppression, Tag
@@ -19,6 +19,7 @@ __all__ = [
     "ConsentRecord",
     "Group",
     "Invitation",
+    "MailThrottle",
     "Mailing",
     "Membership",
     "OutboxMessage",

@@ -15,19 +15,26 @@ the ``mailing`` capability builds lists and campaigns on top of it.
 from __future__ import annotations
 
 import enum
+import re
 import smtplib
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email import policy as email_policy
+from email.headerregistry import HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid, parseaddr
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from blinker import Namespace
 from flask import current_app, render_template
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from campaign.core.models import TimestampedModel, UTCDateTime, utcnow
+from campaign.core.models import Base, TimestampedModel, UTCDateTime, utcnow
 from campaign.extensions import db, mail
 
 
@@ -47,6 +54,10 @@ class OutboxStatus(enum.StrEnum):
 
 PRIORITY = {MailCategory.TRANSACTIONAL: 10, MailCategory.STRANGER: 10, MailCategory.MARKETING: 50}
 MAX_ATTEMPTS = 6
+
+# Sent with ``row=`` when a relay refuses a message for good (5xx): the people capability
+# listens and suppresses the address for the group that sent it.
+permanent_failure = Namespace().signal("outbox.permanent-failure")
 
 
 class OutboxMessage(TimestampedModel):
@@ -144,6 +155,84 @@ def _sender_domain(sender: str) -> str:
     return address.rpartition("@")[2] or "localhost"
 
 
+@dataclass
+class PreparedEmail:
+    """A message whose subject and bodies the caller rendered itself.
+
+    Campaign mail is the organiser's text merged per recipient: the mailing capability
+    renders it once per mailing and fills in each recipient, instead of running the
+    templates once per recipient.
+    """
+
+    to: str
+    subject: str
+    text_body: str
+    html_body: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    supporter_id: int | None = None
+
+
+def queue_prepared(
+    messages: Iterable[PreparedEmail],
+    *,
+    template: str,
+    category: MailCategory = MailCategory.MARKETING,
+    group_id: int | None = None,
+    mailing_id: int | None = None,
+    chunk_size: int = 500,
+) -> int:
+    """Queue already-rendered messages in the caller's transaction, in bulk; returns how many.
+
+    ``template`` only labels the rows. Stranger-triggered mail must use ``queue_email``,
+    which enforces the per-address daily limit.
+    """
+    if category == MailCategory.STRANGER:
+        raise ValueError("stranger-triggered mail must be queued with queue_email()")
+    session = db.session
+    sender = current_app.config["MAIL_DEFAULT_SENDER"]
+    domain = _sender_domain(sender)
+    queued = 0
+    chunk: list[dict[str, Any]] = []
+
+    def flush_chunk() -> None:
+        nonlocal queued, chunk
+        if chunk:
+            session.execute(sa.insert(OutboxMessage), chunk)
+            queued += len(chunk)
+            chunk = []
+
+    for message in messages:
+        now = utcnow()
+        chunk.append(
+            {
+                "to_addr": parseaddr(message.to)[1].lower(),
+                "from_addr": sender,
+                "subject": " ".join(message.subject.split())[:300],
+                "text_body": message.text_body,
+                "html_body": message.html_body,
+                "headers": dict(message.headers),
+                "message_id": make_msgid(domain=domain),
+                "category": category,
+                "template": template,
+                "priority": PRIORITY[category],
+                "status": OutboxStatus.QUEUED,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+                "updated_at": now,
+                "group_id": group_id,
+                "mailing_id": mailing_id,
+                "supporter_id": message.supporter_id,
+            }
+        )
+        if len(chunk) >= chunk_size:
+            flush_chunk()
+    flush_chunk()
+    if queued:
+        session.info["outbox_pending"] = True
+    return queued
+
+
 @event.listens_for(Session, "after_commit")
 def _note_committed_mail(session: Session) -> None:
     """Mail queued in a committed transaction is ready to dispatch (no SQL allowed here)."""
@@ -168,9 +257,31 @@ def dispatch_if_committed() -> None:
         deliver_due()
 
 
+class _URLListHeader(UnstructuredHeader):
+    """List-Unsubscribe (RFC 2369, RFC 8058) holds URLs in angle brackets.
+
+    Mail clients read them only as written. The email package turns a line it cannot
+    fold at 78 characters into RFC 2047 encoded-words, which no client decodes there, so
+    these headers are written as they are, breaking lines only between entries (a line
+    may be up to 998 characters).
+    """
+
+    def fold(self, *, policy: email_policy.Policy) -> str:
+        value = str(self)
+        if not value.isascii():
+            return super().fold(policy=policy)
+        entries = re.split(r"(?<=>),\s*(?=<)", value)
+        return f"{self.name}: " + f",{policy.linesep} ".join(entries) + policy.linesep
+
+
+_header_types = HeaderRegistry()
+_header_types.map_to_type("list-unsubscribe", _URLListHeader)
+_MESSAGE_POLICY = email_policy.default.clone(header_factory=_header_types)
+
+
 def build_message(row: OutboxMessage) -> EmailMessage:
     """The MIME message for a row: text, plus an HTML alternative when there is one."""
-    msg = EmailMessage()
+    msg = EmailMessage(policy=_MESSAGE_POLICY)
     msg["Subject"] = row.subject
     msg["From"] = row.from_addr
     msg["To"] = formataddr(("", row.to_addr))
@@ -271,23 +382,93 @@ def _is_transient(exc: Exception) -> bool:
     return isinstance(exc, OSError | smtplib.SMTPServerDisconnected)
 
 
+def _is_throttling(exc: Exception) -> bool:
+    """The relay, not one recipient, says 'not now': 421, a 4xx to MAIL or DATA, or a
+    dropped connection. The whole send pauses. (A 4xx to one RCPT, such as greylisting,
+    only delays that recipient.)"""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return False
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return 400 <= exc.smtp_code < 500
+    return isinstance(exc, OSError | smtplib.SMTPServerDisconnected)
+
+
+class MailThrottle(Base):
+    """Delivery's memory of a relay that asked us to slow down (one row, id 1)."""
+
+    __tablename__ = "mail_throttle"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # None: as configured (MAIL_RATE_PER_SECOND, 0 = no cap); else the slower rate.
+    rate_per_second: Mapped[float | None] = mapped_column(sa.Float)
+    throttles: Mapped[int] = mapped_column(default=0)
+
+
+def _throttle_state(session: Session) -> MailThrottle:
+    state = session.get(MailThrottle, 1)
+    if state is None:
+        state = MailThrottle(id=1, throttles=0)
+        session.add(state)
+        try:
+            session.commit()
+        except sa.exc.IntegrityError:  # another worker made it first
+            session.rollback()
+            state = session.get(MailThrottle, 1)
+    return state
+
+
+class _Pacer:
+    """Keeps sends under a rate (messages a second); no cap when the rate is 0."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate else 0.0
+        self.next_at = time.monotonic()
+        self.started = time.monotonic()
+        self.sent = 0
+
+    def wait(self) -> None:
+        if self.interval:
+            delay = self.next_at - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            self.next_at = max(self.next_at, time.monotonic()) + self.interval
+
+    def observed_rate(self) -> float:
+        return self.sent / max(time.monotonic() - self.started, 0.001)
+
+
 def deliver_due(batch_size: int | None = None) -> dict[str, int]:
-    """Send every due row, batch by batch; returns counts. Owns its transactions."""
+    """Send every due row, batch by batch; returns counts. Owns its transactions.
+
+    Each row is marked sent right after the relay accepts it. When the relay throttles,
+    the unsent rows go back to the queue, delivery pauses (longer each time it happens
+    again) and resumes at half the rate it had reached, speeding up again batch by batch.
+    """
     session = db.session
-    batch_size = batch_size or current_app.config["MAIL_BATCH_SIZE"]
+    config = current_app.config
+    batch_size = batch_size or config["MAIL_BATCH_SIZE"]
     session.commit()
-    counts = {"sent": 0, "retry": 0, "failed": 0}
+    counts = {"sent": 0, "retry": 0, "failed": 0, "paused": 0}
+    state = _throttle_state(session)
+    if state.paused_until and state.paused_until > utcnow():
+        counts["paused"] = 1
+        return counts
     while True:
         rows = _claim_batch(session, batch_size)
         if not rows:
             break
+        pacer = _Pacer(state.rate_per_second or config["MAIL_RATE_PER_SECOND"])
         transport = None
         try:
             transport = _transport()
             for row in rows:
+                pacer.wait()
                 try:
                     transport.send(row, build_message(row))
                 except Exception as exc:  # noqa: BLE001 - classified below
+                    if _is_throttling(exc):
+                        raise _Throttled(exc) from exc
                     _record_failure(row, exc, counts)
                 else:
                     row.status = OutboxStatus.SENT
@@ -295,18 +476,66 @@ def deliver_due(batch_size: int | None = None) -> dict[str, int]:
                     row.lease_until = None
                     row.attempts += 1
                     counts["sent"] += 1
+                    pacer.sent += 1
                 session.commit()
-        except (OSError, smtplib.SMTPException) as exc:
-            # The relay is unreachable: put the unsent rows back for a later attempt.
-            for row in rows:
-                if row.status == OutboxStatus.SENDING:
-                    _record_failure(row, exc, counts)
+        except (_Throttled, OSError, smtplib.SMTPException) as exc:
+            cause = exc.cause if isinstance(exc, _Throttled) else exc
+            _pause(state, rows, cause, pacer, counts)
             session.commit()
             break
         finally:
             if transport is not None:
                 transport.close()
+        _recover(state)
+        session.commit()
     return counts
+
+
+class _Throttled(Exception):
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _pause(
+    state: MailThrottle,
+    rows: list[OutboxMessage],
+    cause: Exception,
+    pacer: _Pacer,
+    counts: dict[str, int],
+) -> None:
+    """The relay pushed back: requeue what is unsent and remember to go slower."""
+    base = current_app.config["MAIL_THROTTLE_PAUSE_SECONDS"]
+    state.throttles += 1
+    pause = timedelta(seconds=base * 2 ** min(state.throttles - 1, 4))
+    state.paused_until = utcnow() + pause
+    current = state.rate_per_second or current_app.config["MAIL_RATE_PER_SECOND"] or 0
+    observed = pacer.observed_rate() if pacer.sent else current or 1.0
+    state.rate_per_second = max(0.2, min(observed, current or observed) / 2)
+    error = f"{type(cause).__name__}: {cause}"[:500]
+    for index, row in enumerate(r for r in rows if r.status == OutboxStatus.SENDING):
+        if index == 0:
+            row.attempts += 1  # the one the relay refused
+        row.status = OutboxStatus.QUEUED
+        row.lease_until = None
+        row.next_attempt_at = state.paused_until
+        row.last_error = error
+        counts["retry"] += 1
+    current_app.logger.warning(
+        "relay throttled (%s): paused %s, then %.1f messages/s", error, pause,
+        state.rate_per_second,
+    )  # fmt: skip
+
+
+def _recover(state: MailThrottle) -> None:
+    """A batch went through cleanly: speed back up towards the configured rate."""
+    state.throttles = 0
+    if state.rate_per_second is None:
+        return
+    configured = current_app.config["MAIL_RATE_PER_SECOND"]
+    state.rate_per_second *= 1.25
+    if (configured and state.rate_per_second >= configured) or state.rate_per_second > 1000:
+        state.rate_per_second = None
 
 
 def _record_failure(row: OutboxMessage, exc: Exception, counts: dict[str, int]) -> None:
@@ -320,4 +549,7 @@ def _record_failure(row: OutboxMessage, exc: Exception, counts: dict[str, int]) 
     else:
         row.status = OutboxStatus.FAILED
         counts["failed"] += 1
+        if not _is_transient(exc):
+            # A permanent refusal: capabilities that keep lists suppress the address.
+            permanent_failure.send(current_app._get_current_object(), row=row)
     current_app.logger.warning("mail to outbox row %s not sent: %s", row.id, row.last_error)

@@ -16,7 +16,7 @@ from email.message import EmailMessage, Message
 
 from sqlalchemy import select
 
-from campaign.core.outbox import OutboxMessage, OutboxStatus
+from campaign.core.outbox import OutboxMessage, OutboxStatus, permanent_failure
 from campaign.extensions import db
 from campaign.people.models import Supporter, SuppressionReason
 from campaign.people.services import suppress
@@ -143,3 +143,10 @@ def _groups_to_suppress(original: OutboxMessage | None, address: str) -> set[int
     if original is not None and original.group_id is not None:
         return {original.group_id}
     return set(db.session.scalars(select(Supporter.group_id).where(Supporter.email == address)))
+
+
+@permanent_failure.connect
+def _suppress_refused_address(_sender: object, row: OutboxMessage, **_extra: object) -> None:
+    """The relay refused an address outright (5xx at send time): the group stops mailing it."""
+    if row.group_id is not None:
+        suppress(row.group_id, row.to_addr, SuppressionReason.HARD_BOUNCE, row.last_error or "")

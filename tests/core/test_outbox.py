@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import email
 import socket
+import time
 from email import policy
 
 import pytest
+import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
+from campaign.core.models import utcnow
 from campaign.core.outbox import (
     MailCategory,
+    MailThrottle,
     OutboxMessage,
     OutboxStatus,
     deliver_due,
@@ -22,11 +26,13 @@ from campaign.extensions import db
 
 
 class RecordingHandler:
-    """Keeps what it receives; can answer with a chosen SMTP error for some recipients."""
+    """Keeps what it receives; can answer with a chosen SMTP error for some recipients,
+    or throttle (a 4xx to DATA) after a number of messages."""
 
     def __init__(self) -> None:
         self.messages: list[tuple[list[str], bytes]] = []
         self.refuse: dict[str, str] = {}
+        self.throttle_after: int | None = None
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
         if address in self.refuse:
@@ -35,6 +41,8 @@ class RecordingHandler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        if self.throttle_after is not None and len(self.messages) >= self.throttle_after:
+            return "451 4.7.1 Too many messages, slow down"
         self.messages.append((list(envelope.rcpt_tos), envelope.original_content))
         return "250 Message accepted"
 
@@ -70,11 +78,11 @@ def test_queued_mail_is_delivered_once_as_multipart(app, session, smtp_sink):
     rows = [_queue(app, f"person{i}@example.org") for i in range(3)]
     db.session.commit()
     counts = deliver_due()
-    assert counts == {"sent": 3, "retry": 0, "failed": 0}
+    assert counts == {"sent": 3, "retry": 0, "failed": 0, "paused": 0}
     assert sorted(r[0][0] for r in smtp_sink.messages) == sorted(r.to_addr for r in rows)
 
     # A second run finds nothing left to send.
-    assert deliver_due() == {"sent": 0, "retry": 0, "failed": 0}
+    assert deliver_due() == {"sent": 0, "retry": 0, "failed": 0, "paused": 0}
     assert len(smtp_sink.messages) == 3
 
     parsed = email.message_from_bytes(smtp_sink.messages[0][1], policy=policy.default)
@@ -108,7 +116,7 @@ def test_throttling_is_retried_later_and_refusal_is_final(app, session, smtp_sin
     fine = _queue(app, "fine@example.org")
     db.session.commit()
     counts = deliver_due()
-    assert counts == {"sent": 1, "retry": 1, "failed": 1}
+    assert counts == {"sent": 1, "retry": 1, "failed": 1, "paused": 0}
     for row in (busy, gone, fine):
         db.session.refresh(row)
     assert busy.status == OutboxStatus.QUEUED and busy.attempts == 1
@@ -155,3 +163,72 @@ def test_strangers_cannot_flood_an_address(app, session):
     assert sum(row is not None for row in queued) == limit
     # Mail the person asked for is not blocked by the stranger limit.
     assert _queue(app, "target@example.org") is not None
+
+
+def test_a_throttling_relay_pauses_the_send_which_resumes_slower(
+    app, session, smtp_sink, monkeypatch
+):
+    monkeypatch.setitem(app.config, "MAIL_THROTTLE_PAUSE_SECONDS", 30)
+    smtp_sink.throttle_after = 4
+    rows = [_queue(app, f"t{i}@example.org") for i in range(10)]
+    db.session.commit()
+    counts = deliver_due()
+    assert counts["sent"] == 4 and counts["retry"] == 6 and counts["failed"] == 0
+    state = db.session.get(MailThrottle, 1)
+    assert state.paused_until > utcnow() and state.rate_per_second > 0
+    for row in rows[4:]:
+        db.session.refresh(row)
+        assert row.status == OutboxStatus.QUEUED and row.next_attempt_at == state.paused_until
+
+    # While paused, nothing is attempted at all.
+    smtp_sink.throttle_after = None
+    assert deliver_due()["paused"] == 1 and len(smtp_sink.messages) == 4
+
+    # After the pause it resumes, paced at the slower rate, and finishes everything.
+    state.paused_until = utcnow()
+    state.rate_per_second = 50.0
+    for row in rows[4:]:
+        row.next_attempt_at = utcnow()
+    db.session.commit()
+    started = time.monotonic()
+    assert deliver_due()["sent"] == 6
+    assert time.monotonic() - started >= 5 / 50  # six sends at 50/s need at least 0.1 s
+    assert sorted(r[0][0] for r in smtp_sink.messages) == sorted(r.to_addr for r in rows)
+    assert db.session.get(MailThrottle, 1).rate_per_second == 62.5  # speeding back up
+
+
+def test_a_repeated_throttle_pauses_longer(app, session, smtp_sink, monkeypatch):
+    monkeypatch.setitem(app.config, "MAIL_THROTTLE_PAUSE_SECONDS", 30)
+    smtp_sink.throttle_after = 0
+    _queue(app, "a@example.org")
+    db.session.commit()
+    deliver_due()
+    state = db.session.get(MailThrottle, 1)
+    first = state.paused_until - utcnow()
+    state.paused_until = utcnow()
+    db.session.execute(sa.update(OutboxMessage).values(next_attempt_at=utcnow()))
+    db.session.commit()
+    deliver_due()
+    second = db.session.get(MailThrottle, 1).paused_until - utcnow()
+    assert second > first * 1.5
+
+
+def test_the_configured_rate_caps_sending(app, session, smtp_sink, monkeypatch):
+    monkeypatch.setitem(app.config, "MAIL_RATE_PER_SECOND", 20.0)
+    for i in range(5):
+        _queue(app, f"r{i}@example.org")
+    db.session.commit()
+    started = time.monotonic()
+    deliver_due()
+    assert time.monotonic() - started >= 4 / 20
+
+
+def test_a_permanently_refused_address_is_suppressed_for_its_group(app, session, smtp_sink, make):
+    from campaign.people.services import is_suppressed
+
+    group = make.group()
+    smtp_sink.refuse["gone@example.org"] = "550 5.1.1 No such user"
+    _queue(app, "gone@example.org", group_id=group.id)
+    db.session.commit()
+    deliver_due()
+    assert is_suppressed(group.id, "gone@example.org")
