@@ -232,3 +232,35 @@ def test_a_permanently_refused_address_is_suppressed_for_its_group(app, session,
     db.session.commit()
     deliver_due()
     assert is_suppressed(group.id, "gone@example.org")
+
+
+def test_message_bytes_round_trip_through_the_email_parser(app, session):
+    from campaign.core.outbox import message_bytes
+
+    row = _queue(app, "ana@example.org")
+    row.subject = "Réunion à l'hôpital: Tuesday"
+    row.from_addr = "Salud Para Todos — Riverside <noreply@example.org>"
+    row.headers = {"List-Id": "Salud Para Todos <salud.example.org>"}
+    row.text_body = "Première ligne\nSecond line with = sign\n" + "long " * 400
+    raw = message_bytes(row)
+    assert b"\n" not in raw.replace(b"\r\n", b"")  # CRLF only
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+    parsed = email.message_from_bytes(raw, policy=policy.default)
+    assert parsed["Subject"] == "Réunion à l'hôpital: Tuesday"
+    assert parsed["From"].addresses[0].display_name == "Salud Para Todos — Riverside"
+    assert parsed["List-Id"] == "Salud Para Todos <salud.example.org>"
+    assert parsed["Message-ID"] == row.message_id
+    text = parsed.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert text.strip() == row.text_body.strip()
+    html = parsed.get_body(("html",)).get_content().replace("\r\n", "\n")
+    assert html.strip() == row.html_body.strip()
+
+
+def test_line_breaks_in_header_values_cannot_add_headers(app, session):
+    from campaign.core.outbox import message_bytes
+
+    row = _queue(app, "ana@example.org")
+    row.subject = "Hello\r\nBcc: everyone@example.org"
+    parsed = email.message_from_bytes(message_bytes(row), policy=policy.default)
+    assert parsed["Bcc"] is None
+    assert parsed["Subject"] == "Hello Bcc: everyone@example.org"
