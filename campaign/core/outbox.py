@@ -64,7 +64,9 @@ class OutboxMessage(TimestampedModel):
     """One email to one recipient, from queued to sent (or failed)."""
 
     __tablename__ = "outbox_messages"
-    __table_args__ = (sa.Index("ix_outbox_due", "status", "priority", "next_attempt_at"),)
+    # Serves the claim query's "WHERE status = ... ORDER BY priority, id LIMIT n" straight
+    # from the index, so a batch costs the same at the end of a 50,000 send as at the start.
+    __table_args__ = (sa.Index("ix_outbox_queue", "status", "priority", "id"),)
 
     to_addr: Mapped[str] = mapped_column(sa.String(320), index=True)
     from_addr: Mapped[str] = mapped_column(sa.String(320))
@@ -369,31 +371,31 @@ def _transport() -> _FileTransport | _SMTPTransport:
 
 
 def _claim_batch(session: Session, limit: int) -> list[OutboxMessage]:
+    """Take up to ``limit`` due rows with a lease: first any whose worker died (lease
+    run out), then queued ones by priority. Two queries, each served by an index."""
     now = utcnow()
-    due = (
+    lapsed = (
         select(OutboxMessage)
-        .where(
-            sa.or_(
-                sa.and_(
-                    OutboxMessage.status == OutboxStatus.QUEUED,
-                    OutboxMessage.next_attempt_at <= now,
-                ),
-                # A worker that died mid-send leaves its lease behind; take it over.
-                sa.and_(
-                    OutboxMessage.status == OutboxStatus.SENDING,
-                    OutboxMessage.lease_until < now,
-                ),
-            )
-        )
+        .where(OutboxMessage.status == OutboxStatus.SENDING, OutboxMessage.lease_until < now)
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+    )
+    queued = (
+        select(OutboxMessage)
+        .where(OutboxMessage.status == OutboxStatus.QUEUED, OutboxMessage.next_attempt_at <= now)
         .order_by(OutboxMessage.priority, OutboxMessage.id)
         .limit(limit)
     )
     if session.get_bind().dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
-    rows = list(session.scalars(due))
+        lapsed = lapsed.with_for_update(skip_locked=True)
+        queued = queued.with_for_update(skip_locked=True)
+    rows = list(session.scalars(lapsed))
+    if len(rows) < limit:
+        rows += session.scalars(queued.limit(limit - len(rows)))
+    lease_until = now + timedelta(seconds=current_app.config["MAIL_LEASE_SECONDS"])
     for row in rows:
         row.status = OutboxStatus.SENDING
-        row.lease_until = now + timedelta(seconds=current_app.config["MAIL_LEASE_SECONDS"])
+        row.lease_until = lease_until
     session.commit()
     return rows
 
