@@ -18,6 +18,7 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from config import config_for
 
@@ -157,10 +158,22 @@ def _tune_engine(engine: Any) -> None:
         connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
 
+class _RowId(IntegerConverter):
+    """``<int:...>`` in our URLs is a row id: 1 to 2**31-1. Anything larger is a 404,
+    not a database overflow error."""
+
+    def __init__(self, url_map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("min", 1)
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(url_map, *args, **kwargs)
+
+
 def _register_blueprints(app: Flask) -> None:
+    app.url_map.converters["int"] = _RowId
     from campaign.accounts.views import bp as accounts_bp
     from campaign.admin.views import bp as admin_bp
     from campaign.groups.views import bp as groups_bp
+    from campaign.mailing.views import bp as mailing_bp
     from campaign.people import bounces  # noqa: F401 - suppresses refused addresses
     from campaign.people.views import bp as people_bp
 
@@ -168,6 +181,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(groups_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(people_bp)
+    app.register_blueprint(mailing_bp)
 
 
 CSP = (

@@ -20,6 +20,9 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(outbox_cli)
     app.cli.add_command(crypto_cli)
     app.cli.add_command(bounces_cli)
+    from campaign.mailing.cli import mailing_cli
+
+    app.cli.add_command(mailing_cli)
 
 
 @click.group("db", help="Database schema: upgrade, downgrade, revision, check.")

@@ -31,6 +31,7 @@ def celery_init_app(app: Flask) -> Celery:
         broker_connection_retry_on_startup=True,
         beat_schedule={
             "deliver-outbox": {"task": "campaign.deliver_outbox", "schedule": 60.0},
+            "send-due-mailings": {"task": "campaign.send_due_mailings", "schedule": 60.0},
         },
     )
     celery_app.set_default()

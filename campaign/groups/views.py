@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from campaign.core.csvsafe import csv_safe
 from campaign.core.forms import render_form
 from campaign.core.pagination import paginate
 from campaign.core.permissions import admin_required, confirmed_required, public
@@ -124,8 +125,8 @@ def members_csv(slug: str) -> Response:
     for membership in db.session.scalars(services.members_query(access.group)):
         writer.writerow(
             [
-                _csv_safe(membership.user.display_name),
-                _csv_safe(membership.user.email),
+                csv_safe(membership.user.display_name),
+                csv_safe(membership.user.email),
                 membership.role_enum.label,
                 membership.created_at.date().isoformat(),
             ]
@@ -135,11 +136,6 @@ def members_csv(slug: str) -> Response:
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{access.group.slug}-members.csv"'},
     )
-
-
-def _csv_safe(value: str) -> str:
-    """Stop spreadsheet formula injection from values people typed."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 @bp.route("/g/<slug>/members/invite", methods=["POST"])

@@ -69,12 +69,15 @@ class ImportError_(ValueError):  # noqa: N801 - "ImportError" is a builtin
 
 def decode(data: bytes) -> str:
     """UTF-8 (with or without BOM), else Windows-1252, as spreadsheets save it."""
+    not_text = ImportError_(_l("The file is not text. Save it from your spreadsheet as CSV."))
+    if b"\x00" in data[:65536]:  # spreadsheets (.xlsx, .ods) and other binaries
+        raise not_text
     for encoding in ("utf-8-sig", "cp1252"):
         try:
             return data.decode(encoding)
         except UnicodeDecodeError:
             continue
-    raise ImportError_(_l("The file is not text. Save it from your spreadsheet as CSV."))
+    raise not_text
 
 
 def _reader(text: str) -> Iterator[list[str]]:

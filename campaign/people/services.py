@@ -6,6 +6,8 @@ subscribed (confirmed), not erased, not suppressed by this group.
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,8 +18,9 @@ from sqlalchemy import select
 from campaign.accounts.models import User
 from campaign.core import audit
 from campaign.core.addresses import normalise_email
+from campaign.core.csvsafe import csv_safe
 from campaign.core.models import utcnow
-from campaign.core.outbox import MailCategory, queue_email
+from campaign.core.outbox import MailCategory, OutboxMessage, OutboxStatus, queue_email
 from campaign.core.tokens import TokenError, fingerprint, make_token, read_token
 from campaign.extensions import db
 from campaign.groups.models import Group
@@ -30,6 +33,7 @@ from campaign.people.models import (
     SuppressionReason,
     Tag,
     UpdatesStatus,
+    supporter_tags,
 )
 
 # Links in campaign mail must keep working for a long time; unsubscribing is idempotent.
@@ -297,19 +301,490 @@ def erase_supporter(actor: User, supporter: Supporter) -> None:
     """Remove the person's data but keep anonymous counts (the row, without identity).
 
     The address stays on the group's suppression list and nowhere else: honouring the
-    request means never mailing it again, which needs the address itself.
+    request means never mailing it again, which needs the address itself. Mail to them
+    is scrubbed too: queued messages are dropped, sent ones lose address and content.
+    Bulk UPDATEs, so no record this session has not loaded is missed.
     """
-    suppress(supporter.group_id, supporter.email, SuppressionReason.MANUAL, "erased on request")
-    supporter.email = f"erased-{supporter.id}@erased.invalid"
+    db.session.flush()
+    old_email = supporter.email
+    suppress(supporter.group_id, old_email, SuppressionReason.MANUAL, "erased on request")
+    placeholder = f"erased-{supporter.id}@erased.invalid"
+    db.session.execute(
+        sa.update(ConsentRecord)
+        .where(ConsentRecord.supporter_id == supporter.id)
+        .values(wording="", detail="")
+        .execution_options(synchronize_session=False)
+    )
+    db.session.execute(
+        sa.update(OutboxMessage)
+        .where(
+            OutboxMessage.group_id == supporter.group_id,
+            sa.or_(
+                OutboxMessage.supporter_id == supporter.id, OutboxMessage.to_addr == old_email
+            ),
+        )
+        .values(
+            to_addr=placeholder,
+            subject="",
+            text_body="",
+            html_body=None,
+            headers={},
+            status=sa.case(
+                (OutboxMessage.status.in_([OutboxStatus.QUEUED, OutboxStatus.SENDING]),
+                 OutboxStatus.SKIPPED),
+                else_=OutboxMessage.status,
+            ),
+        )
+        .execution_options(synchronize_session=False)
+    )  # fmt: skip
+    supporter.email = placeholder
     supporter.first_name = supporter.last_name = supporter.phone = supporter.postcode = ""
     supporter.source = ""
     supporter.updates_status = UpdatesStatus.UNSUBSCRIBED
     supporter.erased_at = utcnow()
     supporter.tags = []
-    for record in supporter.consents:
-        record.wording = ""
-        record.detail = ""
+    db.session.expire(supporter, ["consents"])
     record_consent(supporter, ConsentAction.WITHDRAWN, ConsentMethod.ERASURE)
     audit.record(
         "supporter.erased", actor_id=actor.id, group_id=supporter.group_id, supporter=supporter.id
     )
+
+
+# --- organisers' people pages ---------------------------------------------------------------
+#
+# Everything below takes the group the view loaded with ``load_group`` and only ever
+# touches that group's rows. Erased supporters stay in the table (so counts of how many
+# people a group has reached stay honest) but are left out of every list and export.
+
+# Which status wins when two rows for one person are merged: an unsubscribe is never
+# undone by a merge, and a confirmed subscription is not downgraded to "pending".
+_STATUS_STRICTNESS = {
+    UpdatesStatus.NONE: 0,
+    UpdatesStatus.PENDING: 1,
+    UpdatesStatus.SUBSCRIBED: 2,
+    UpdatesStatus.UNSUBSCRIBED: 3,
+}
+MAX_TAGS_PER_SUPPORTER = 20
+TAG_MAX_LENGTH = 60
+_CSV_BATCH = 1000
+
+
+class SupporterFieldError(PeopleError):
+    """A rule about one field of the supporter form; ``field`` says which."""
+
+    def __init__(self, field: str, message: object) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def parse_tag_names(text: str) -> list[str]:
+    """Comma-separated tag names, trimmed, blanks and repeats (ignoring case) dropped."""
+    names: list[str] = []
+    seen: set[str] = set()
+    for raw in (text or "").split(","):
+        name = " ".join(raw.split())
+        if name and name.casefold() not in seen:
+            seen.add(name.casefold())
+            names.append(name)
+    return names
+
+
+def group_tags(group: Group) -> list[Tag]:
+    """The group's tags, for the filter and the forms."""
+    return list(db.session.scalars(select(Tag).where(Tag.group_id == group.id).order_by(Tag.name)))
+
+
+def get_tag(group: Group, tag_id: int) -> Tag | None:
+    """A tag of this group only: ids from another group find nothing."""
+    return db.session.scalar(select(Tag).where(Tag.id == tag_id, Tag.group_id == group.id))
+
+
+def tags_named(group: Group, names: list[str]) -> list[Tag]:
+    """The group's tags with these names (matched ignoring case), created when missing."""
+    tags: list[Tag] = []
+    for name in names:
+        name = name[:TAG_MAX_LENGTH]
+        tag = db.session.scalar(
+            select(Tag).where(Tag.group_id == group.id, sa.func.lower(Tag.name) == name.lower())
+        )
+        if tag is None:
+            tag = Tag(group_id=group.id, name=name)
+            db.session.add(tag)
+            db.session.flush()
+        if tag not in tags:
+            tags.append(tag)
+    return tags
+
+
+def supporters_query(
+    group: Group, *, search: str = "", tag: Tag | None = None, status: str | None = None
+) -> sa.Select:
+    """The group's supporters (never erased ones), searched and filtered, newest first.
+
+    Each word of ``search`` must appear (ignoring case) in the name, email or postcode.
+    """
+    query = select(Supporter).where(Supporter.group_id == group.id, Supporter.erased_at.is_(None))
+    for word in search.split()[:5]:
+        # autoescape: a % or _ typed in the search box matches itself, not everything.
+        query = query.where(
+            sa.or_(
+                Supporter.first_name.icontains(word, autoescape=True),
+                Supporter.last_name.icontains(word, autoescape=True),
+                Supporter.email.icontains(word, autoescape=True),
+                Supporter.postcode.icontains(word, autoescape=True),
+            )
+        )
+    if tag is not None:
+        if tag.group_id != group.id:
+            raise PeopleError(_l("That tag does not exist in this group."))
+        query = query.where(Supporter.tags.any(Tag.id == tag.id))
+    if status:
+        query = query.where(Supporter.updates_status == UpdatesStatus(status))
+    return query.order_by(Supporter.id.desc())
+
+
+def supporter_counts(group: Group) -> dict[str, int]:
+    """How many supporters the group has, by updates status, plus the erased rows.
+
+    Keys: ``total`` (not erased), one per ``UpdatesStatus`` value, and ``erased``.
+    """
+    counts = {status.value: 0 for status in UpdatesStatus}
+    rows = db.session.execute(
+        select(Supporter.updates_status, sa.func.count())
+        .where(Supporter.group_id == group.id, Supporter.erased_at.is_(None))
+        .group_by(Supporter.updates_status)
+    )
+    for status, count in rows:
+        counts[status] = count
+    counts["total"] = sum(counts[status.value] for status in UpdatesStatus)
+    counts["erased"] = (
+        db.session.scalar(
+            select(sa.func.count()).where(
+                Supporter.group_id == group.id, Supporter.erased_at.is_not(None)
+            )
+        )
+        or 0
+    )
+    return counts
+
+
+def record_in_person_consent(actor: User, group: Group, supporter: Supporter) -> bool:
+    """An organiser records that the person agreed, face to face, to the group's updates.
+
+    In-person consent counts as confirmed, with no confirmation email: double opt-in
+    exists to prove that the owner of an address asked for the mail, and here the
+    person told an organiser so themself, giving that address. The record keeps the
+    wording they were shown and who recorded it, so the consent can be evidenced. As
+    with a confirmed link, a fresh opt-in lifts an earlier unsubscribe from the
+    suppression list, never a bounce, a complaint or an erasure.
+
+    Returns False (and records nothing) when they already get the updates.
+    """
+    if supporter.updates_status == UpdatesStatus.SUBSCRIBED:
+        return False
+    supporter.updates_status = UpdatesStatus.SUBSCRIBED
+    supporter.updates_confirmed_at = utcnow()
+    record_consent(
+        supporter,
+        ConsentAction.GRANTED,
+        ConsentMethod.IN_PERSON,
+        wording=updates_wording(group),
+        recorded_by=actor,
+    )
+    db.session.execute(
+        sa.delete(Suppression).where(
+            Suppression.group_id == group.id,
+            Suppression.email == supporter.email,
+            Suppression.reason == SuppressionReason.UNSUBSCRIBED,
+        )
+    )
+    db.session.flush()
+    db.session.expire(supporter, ["consents"])
+    return True
+
+
+def add_supporter(
+    actor: User,
+    group: Group,
+    *,
+    email: str,
+    first_name: str = "",
+    last_name: str = "",
+    phone: str = "",
+    postcode: str = "",
+    tag_names: list[str] | None = None,
+    agreed_in_person: bool = False,
+) -> tuple[Supporter, bool]:
+    """An organiser adds a supporter by hand; an address already known updates its row.
+
+    Returns ``(supporter, created)``. Tags are added to the ones the row has. Consent is
+    recorded only when the organiser ticked that the person agreed in person.
+    """
+    tag_names = tag_names or []
+    existing = find_supporter(group, normalise_email(email))
+    if existing is not None and existing.erased_at is not None:
+        # Only an address typed exactly as an erased row's placeholder gets here.
+        raise SupporterFieldError("email", _l("That address cannot be used."))
+    known = {tag.name.casefold() for tag in existing.tags} if existing else set()
+    if len(known | {name.casefold() for name in tag_names}) > MAX_TAGS_PER_SUPPORTER:
+        raise SupporterFieldError(
+            "tags", _l("A supporter can have at most %(n)d tags.", n=MAX_TAGS_PER_SUPPORTER)
+        )
+    supporter, created = upsert_supporter(
+        group,
+        email,
+        first_name=first_name,
+        last_name=last_name,
+        phone=phone,
+        postcode=postcode,
+        source="organiser",
+    )
+    for tag in tags_named(group, tag_names):
+        if tag not in supporter.tags:
+            supporter.tags.append(tag)
+    if agreed_in_person:
+        record_in_person_consent(actor, group, supporter)
+    audit.record(
+        "supporter.added" if created else "supporter.updated",
+        actor_id=actor.id,
+        group_id=group.id,
+        supporter=supporter.id,
+    )
+    db.session.flush()
+    return supporter, created
+
+
+def update_supporter(
+    actor: User,
+    group: Group,
+    supporter: Supporter,
+    *,
+    email: str,
+    first_name: str,
+    last_name: str,
+    phone: str,
+    postcode: str,
+    tag_names: list[str],
+    agreed_in_person: bool = False,
+) -> Supporter:
+    """An organiser corrects a supporter's details and tags (blank fields are cleared).
+
+    An address stays one row: changing it to an address another supporter of the group
+    has is refused; the organiser merges the two rows instead.
+    """
+    if supporter.group_id != group.id or supporter.erased_at is not None:
+        raise PeopleError(_l("That supporter does not exist in this group."))
+    if len(tag_names) > MAX_TAGS_PER_SUPPORTER:
+        raise SupporterFieldError(
+            "tags", _l("A supporter can have at most %(n)d tags.", n=MAX_TAGS_PER_SUPPORTER)
+        )
+    new_email = normalise_email(email)
+    if new_email != supporter.email:
+        if find_supporter(group, new_email) is not None:
+            raise SupporterFieldError(
+                "email",
+                _l(
+                    "Another supporter of this group already has that address. To combine "
+                    "them into one, use “Merge another supporter into this one” below."
+                ),
+            )
+        supporter.email = new_email
+        if supporter.updates_status == UpdatesStatus.UNSUBSCRIBED:
+            # They said no: keep the new address off the group's mail as well.
+            suppress(group.id, new_email, SuppressionReason.UNSUBSCRIBED, "address changed")
+        audit.record(
+            "supporter.email_changed", actor_id=actor.id, group_id=group.id, supporter=supporter.id
+        )
+    supporter.first_name = first_name.strip()
+    supporter.last_name = last_name.strip()
+    supporter.phone = phone.strip()
+    supporter.postcode = postcode.upper().strip()
+    supporter.tags = tags_named(group, tag_names)
+    if agreed_in_person:
+        record_in_person_consent(actor, group, supporter)
+    db.session.flush()
+    return supporter
+
+
+def consent_history(supporter: Supporter) -> list[tuple[ConsentRecord, str | None]]:
+    """The supporter's consent records, oldest first, each with who recorded it (if anyone)."""
+    rows = db.session.execute(
+        select(ConsentRecord, User.display_name)
+        .outerjoin(User, ConsentRecord.recorded_by_id == User.id)
+        .where(
+            ConsentRecord.supporter_id == supporter.id,
+            ConsentRecord.group_id == supporter.group_id,
+        )
+        .order_by(ConsentRecord.id)
+    )
+    return [(record, name) for record, name in rows]
+
+
+def unsubscribe_by_organiser(actor: User, supporter: Supporter) -> bool:
+    """An organiser stops a supporter's updates (they asked by phone, letter, in person).
+
+    Returns False when they were already unsubscribed (the suppression is still made sure of).
+    """
+    already = supporter.updates_status == UpdatesStatus.UNSUBSCRIBED
+    unsubscribe(supporter, ConsentMethod.ORGANISER)
+    if not already:
+        db.session.flush()
+        record = db.session.scalar(
+            select(ConsentRecord)
+            .where(ConsentRecord.supporter_id == supporter.id)
+            .order_by(ConsentRecord.id.desc())
+            .limit(1)
+        )
+        if record is not None:
+            record.recorded_by_id = actor.id
+        audit.record(
+            "supporter.unsubscribed",
+            actor_id=actor.id,
+            group_id=supporter.group_id,
+            supporter=supporter.id,
+        )
+    db.session.flush()
+    db.session.expire(supporter, ["consents"])
+    return not already
+
+
+def export_supporter_data(actor: User, supporter: Supporter) -> dict[str, Any]:
+    """``export_supporter`` for an organiser answering a subject access request, audited."""
+    audit.record(
+        "supporter.data_exported",
+        actor_id=actor.id,
+        group_id=supporter.group_id,
+        supporter=supporter.id,
+    )
+    return export_supporter(supporter)
+
+
+CSV_COLUMNS = [
+    "email",
+    "first_name",
+    "last_name",
+    "phone",
+    "postcode",
+    "tags",
+    "updates_status",
+    "source",
+    "added",
+]
+
+
+def supporters_csv(actor: User, group: Group, query: sa.Select) -> tuple[str, int]:
+    """The rows of a ``supporters_query`` as CSV text, safe to open in a spreadsheet.
+
+    Returns ``(text, row_count)`` and audits the export (the count, never the search).
+    Plain columns are read in batches (no ORM objects), with one query for the tags of
+    each batch, so a list of 100,000 supporters takes seconds, not minutes.
+    """
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    columns = query.with_only_columns(
+        Supporter.id,
+        Supporter.email,
+        Supporter.first_name,
+        Supporter.last_name,
+        Supporter.phone,
+        Supporter.postcode,
+        Supporter.updates_status,
+        Supporter.source,
+        Supporter.created_at,
+        # The query already keeps to the group and leaves erased rows out; say it again.
+    ).where(Supporter.group_id == group.id, Supporter.erased_at.is_(None))
+    count = 0
+    result = db.session.execute(columns.execution_options(yield_per=_CSV_BATCH))
+    for batch in result.partitions():
+        tags: dict[int, list[str]] = {}
+        for supporter_id, name in db.session.execute(
+            select(supporter_tags.c.supporter_id, Tag.name)
+            .join(Tag, Tag.id == supporter_tags.c.tag_id)
+            .where(
+                supporter_tags.c.supporter_id.in_([row.id for row in batch]),
+                Tag.group_id == group.id,
+            )
+            .order_by(Tag.name)
+        ):
+            tags.setdefault(supporter_id, []).append(name)
+        for row in batch:
+            writer.writerow(
+                [
+                    csv_safe(row.email),
+                    csv_safe(row.first_name),
+                    csv_safe(row.last_name),
+                    csv_safe(row.phone),
+                    csv_safe(row.postcode),
+                    csv_safe(";".join(tags.get(row.id, []))),
+                    row.updates_status,
+                    csv_safe(row.source),
+                    row.created_at.date().isoformat(),
+                ]
+            )
+        count += len(batch)
+    audit.record("supporter.exported_csv", actor_id=actor.id, group_id=group.id, count=count)
+    return out.getvalue(), count
+
+
+def merge_supporters(actor: User, group: Group, target: Supporter, other: Supporter) -> Supporter:
+    """Fold ``other`` into ``target`` (one person, two rows) and delete ``other``.
+
+    The target keeps its address and its details; empty ones are filled from the other
+    row. Tags and the whole consent history move over. The stricter updates status wins
+    (unsubscribed > subscribed > pending > none), so a merge never undoes an unsubscribe,
+    and links emailed for either row's old state stop working.
+    """
+    for supporter in (target, other):
+        if supporter.group_id != group.id or supporter.erased_at is not None:
+            raise PeopleError(_l("That supporter does not exist in this group."))
+    if target.id == other.id:
+        raise PeopleError(_l("That is this supporter's own address."))
+
+    for name in ("first_name", "last_name", "phone", "postcode", "source"):
+        if not getattr(target, name) and getattr(other, name):
+            setattr(target, name, getattr(other, name))
+    for tag in other.tags:
+        if tag not in target.tags:
+            target.tags.append(tag)
+
+    target_rank = _STATUS_STRICTNESS[UpdatesStatus(target.updates_status)]
+    other_rank = _STATUS_STRICTNESS[UpdatesStatus(other.updates_status)]
+    if other_rank > target_rank:
+        target.updates_status = other.updates_status
+    if target.updates_status == UpdatesStatus.SUBSCRIBED and target.updates_confirmed_at is None:
+        target.updates_confirmed_at = other.updates_confirmed_at
+    if target.updates_status == UpdatesStatus.UNSUBSCRIBED:
+        suppress(group.id, target.email, SuppressionReason.UNSUBSCRIBED, "merged")
+    target.created_at = min(target.created_at, other.created_at)
+    target.consent_version = max(target.consent_version, other.consent_version) + 1
+
+    db.session.execute(
+        sa.update(ConsentRecord)
+        .where(ConsentRecord.supporter_id == other.id, ConsentRecord.group_id == group.id)
+        .values(supporter_id=target.id)
+    )
+    # Delivery history of the group's mail follows the person too.
+    db.session.execute(
+        sa.update(OutboxMessage)
+        .where(OutboxMessage.supporter_id == other.id, OutboxMessage.group_id == group.id)
+        .values(supporter_id=target.id)
+    )
+    db.session.expire(target, ["consents"])
+    db.session.expire(other, ["consents"])
+    other_id = other.id
+    db.session.delete(other)
+    db.session.flush()
+    audit.record(
+        "supporter.merged",
+        actor_id=actor.id,
+        group_id=group.id,
+        supporter=target.id,
+        merged=other_id,
+    )
+    return target
+
+
+def is_blocked(supporter: Supporter) -> bool:
+    """Whether the group's do-not-mail list stops this supporter's updates anyway."""
+    return is_suppressed(supporter.group_id, supporter.email)

@@ -7,6 +7,8 @@ visitors, never showing a byte of the group's people and never changing anything
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from flask import Flask
 from sqlalchemy import select
@@ -15,6 +17,9 @@ from campaign.core.permissions import is_public_endpoint
 from campaign.extensions import db
 from campaign.groups.models import Invitation, Membership, Role
 from campaign.groups.services import invite
+from campaign.mailing.models import Mailing
+from campaign.people.models import Supporter
+from campaign.people.services import upsert_supporter
 from tests.conftest import csrf_token, login
 
 # Adding a public route means adding it here, on purpose.
@@ -36,6 +41,8 @@ PUBLIC_ENDPOINTS = {
     "people.subscribe",
     "people.subscribe_sent",
     "people.confirm_subscription",
+    "mailing.unsubscribe",
+    "mailing.preferences",
 }
 
 # Public pages of a group: shown to anyone for an approved group, and checked below to
@@ -66,8 +73,19 @@ def two_groups(make, app):
     group_b = make.group("Group B", organiser=organiser_b)
     with app.test_request_context():
         invitation = invite(organiser_a, group_a, "invitee-a@example.org", Role.MEMBER)
+    supporter_a, _ = upsert_supporter(
+        group_a, "secret-supporter-a@example.org", first_name="Hidden", last_name="Supporter"
+    )
+    mailing_a = Mailing(group_id=group_a.id, subject="Draft A", body_markdown="Secret draft A",
+                        segment={"kind": "subscribers"})  # fmt: skip
+    db.session.add(mailing_a)
     db.session.commit()
-    return {
+    # A pending CSV import of group A's, waiting for its column mapping.
+    uploads = Path(app.instance_path) / "uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
+    upload = uploads / f"import-{group_a.id}-walktoken.csv"
+    upload.write_text("Email\nsecret-member-a@example.org\n")
+    yield {
         "group_a": group_a,
         "group_b": group_b,
         "organiser_b": organiser_b,
@@ -75,7 +93,11 @@ def two_groups(make, app):
             select(Membership).where(Membership.user_id == member_a.id)
         ),
         "invitation_a": invitation,
+        "mailing_a": mailing_a,
+        "supporter_a": supporter_a,
+        "import_token": "walktoken",
     }
+    upload.unlink(missing_ok=True)
 
 
 def _url_for_group_a(rule, data) -> str:
@@ -87,6 +109,12 @@ def _url_for_group_a(rule, data) -> str:
             values["membership_id"] = data["membership_a"].id
         elif argument == "invitation_id":
             values["invitation_id"] = data["invitation_a"].id
+        elif argument == "supporter_id":
+            values["supporter_id"] = data["supporter_a"].id
+        elif argument == "mailing_id":
+            values["mailing_id"] = data["mailing_a"].id
+        elif argument == "token":
+            values["token"] = data["import_token"]
         else:
             pytest.fail(f"{rule.endpoint}: the walk does not know how to fill <{argument}>")
     return rule.build(values, append_unknown=False)[1]
@@ -100,11 +128,21 @@ def _state(data) -> tuple:
     membership = db.session.get(Membership, data["membership_a"].id)
     invitation = db.session.get(Invitation, data["invitation_a"].id)
     db.session.refresh(data["group_a"])
+    mailing = db.session.get(Mailing, data["mailing_a"].id)
+    if mailing is not None:
+        db.session.refresh(mailing)
+    supporter = db.session.get(Supporter, data["supporter_a"].id)
+    if supporter is not None:
+        db.session.refresh(supporter)
     return (
+        (supporter.email, supporter.first_name, supporter.updates_status, supporter.erased_at)
+        if supporter
+        else None,
         membership.role if membership else None,
         invitation.revoked_at,
         data["group_a"].name,
         data["group_a"].require_caseworker_2fa,
+        (mailing.status, mailing.subject, mailing.body_markdown) if mailing else None,
         len(
             db.session.scalars(
                 select(Membership).where(Membership.group_id == data["group_a"].id)
@@ -122,6 +160,10 @@ def _forbidden_form(rule) -> dict:
         "area": "Elsewhere",
         "description": "Changed by someone else",
         "contact_email": "intruder@example.org",
+        "subject": "Taken over",
+        "body": "Changed by someone else",
+        "segment": "subscribers",
+        "when": "now",
     }
 
 
@@ -152,6 +194,7 @@ def test_other_groups_members_are_refused_everywhere(app, client, two_groups):
             assert response.status_code in (403, 404), (rule.endpoint, method, response.status_code)
             assert "secret-member-a@example.org" not in body, rule.endpoint
             assert "Hidden Name" not in body, rule.endpoint
+            assert "secret-supporter-a@example.org" not in body, rule.endpoint
             checked += 1
     assert checked >= 10
     assert _state(data) == before
@@ -179,6 +222,7 @@ def test_anonymous_visitors_are_refused_everywhere(app, client, two_groups):
             body = response.get_data(as_text=True)
             assert "secret-member-a@example.org" not in body
             assert "Hidden Name" not in body
+            assert "secret-supporter-a@example.org" not in body
     assert _state(data) == before
 
 
@@ -189,6 +233,7 @@ def test_public_group_page_shows_no_people(client, two_groups):
     assert "secret-member-a@example.org" not in body
     assert "organiser-a@example.org" not in body
     assert "Hidden Name" not in body
+    assert "secret-supporter-a@example.org" not in body
 
 
 def test_every_private_route_sends_anonymous_visitors_to_login(app, client, two_groups):
@@ -202,6 +247,8 @@ def test_every_private_route_sends_anonymous_visitors_to_login(app, client, two_
                 "slug": two_groups["group_a"].slug,
                 "membership_id": two_groups["membership_a"].id,
                 "invitation_id": two_groups["invitation_a"].id,
+                "mailing_id": two_groups["mailing_a"].id,
+                "supporter_id": two_groups["supporter_a"].id,
                 "group_id": two_groups["group_a"].id,
                 "token": "x",
             }.get(argument) or pytest.fail(f"unknown argument {argument} in {rule.rule}")

@@ -6,8 +6,10 @@ email or choice fields); the attacks are generated from that description.
 
 from __future__ import annotations
 
+import io
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import pyotp
 import pytest
@@ -18,6 +20,9 @@ from campaign.accounts import services as account_services
 from campaign.core.tokens import fingerprint, make_token
 from campaign.extensions import db
 from campaign.groups.models import GroupStatus, Role
+from campaign.mailing.models import Mailing
+from campaign.people import services as people_services
+from campaign.people.models import Supporter
 from tests import factories
 from tests.conftest import csrf_token, login
 
@@ -34,6 +39,7 @@ class FormCase:
     emails: list[str] = field(default_factory=list)
     choices: list[str] = field(default_factory=list)
     checkboxes: list[str] = field(default_factory=list)  # any value means ticked
+    long_text: list[str] = field(default_factory=list)  # limit above HUGE: sent 3 × HUGE
 
 
 def _prepare(case: str, client, app) -> str:
@@ -45,6 +51,9 @@ def _prepare(case: str, client, app) -> str:
         return "/login"
     if case == "forgot":
         return "/forgot-password"
+    if case == "mailing_preferences":
+        reader, _ = people_services.upsert_supporter(factories.group(), "reader@example.org")
+        return f"/unsubscribe/{people_services.unsubscribe_token(reader)}/preferences"
     if case == "reset":
         with app.test_request_context():
             token = make_token("reset", {"u": user.id, "f": fingerprint(user.password_hash)})
@@ -85,6 +94,35 @@ def _prepare(case: str, client, app) -> str:
     if case == "change_role":
         other = factories.member(group, factories.user(), Role.MEMBER)
         return f"/g/{group.slug}/members/{other.id}/role"
+    if case == "new_supporter":
+        return f"/g/{group.slug}/people/new"
+    if case == "import_upload":
+        return f"/g/{group.slug}/people/import"
+    if case == "import_map":
+        data = {
+            "csrf_token": csrf_token(client),
+            "file": (io.BytesIO(b"Email\na@example.org\n"), "a.csv"),
+        }
+        upload = client.post(f"/g/{group.slug}/people/import", data=data,
+                             content_type="multipart/form-data")  # fmt: skip
+        return upload.headers["Location"]
+    if case == "edit_supporter":
+        supporter, _ = people_services.upsert_supporter(group, "before@example.org")
+        return f"/g/{group.slug}/people/{supporter.id}"
+    if case == "merge_supporters":
+        # The form names the supporter to merge into by id: a fixed one, so FORMS can say it.
+        db.session.add(Supporter(id=MERGE_TARGET_ID, group_id=group.id, email="keep@example.org"))
+        people_services.upsert_supporter(group, "twin@example.org")
+        return f"/g/{group.slug}/people/merge"
+    if case == "compose_mailing":
+        return f"/g/{group.slug}/mailings/new"
+    if case in ("edit_mailing", "send_mailing"):
+        draft = Mailing(group_id=group.id, subject="Draft", body_markdown="Hello",
+                        segment={"kind": "subscribers"})  # fmt: skip
+        db.session.add(draft)
+        db.session.flush()
+        suffix = "/send" if case == "send_mailing" else ""
+        return f"/g/{group.slug}/mailings/{draft.id}{suffix}"
     if case == "decide":
         user.is_admin = True
         pending = factories.group(status=GroupStatus.PENDING)
@@ -94,6 +132,13 @@ def _prepare(case: str, client, app) -> str:
 
 
 NEW_PASSWORD = "a new long password"
+MERGE_TARGET_ID = 990_001
+SUPPORTER = {"first_name": "Ana", "last_name": "Silva", "email": "ana@example.org",
+             "phone": "+44 7700 900123", "postcode": "E1 6AN", "tags": "nurses, stall",
+             "agreed_in_person": "y"}  # fmt: skip
+MAILING = {"subject": "Rally on Saturday", "body": "Hello {{first_name}}, see you there.",
+           "segment": "subscribers"}  # fmt: skip
+IN_A_MONTH = (datetime.now() + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M")
 FORMS = [
     FormCase(
         "register",
@@ -139,6 +184,25 @@ FORMS = [
              checkboxes=["consent"]),
     FormCase("decide", {"decision": "reject", "note": "Please tell us more."},
              text=["note"], choices=["decision"]),
+    FormCase("compose_mailing", MAILING, required=["subject", "body"], text=["subject"],
+             choices=["segment"], long_text=["body"]),
+    FormCase("edit_mailing", MAILING, required=["subject", "body"], text=["subject"],
+             choices=["segment"], long_text=["body"]),
+    FormCase("send_mailing", {"when": "later", "send_at": IN_A_MONTH}, required=["when"],
+             choices=["when"]),
+    FormCase("mailing_preferences", {"scope": "group"}, required=["scope"], choices=["scope"]),
+    FormCase("new_supporter", SUPPORTER, required=["email"], emails=["email"],
+             text=["first_name", "last_name", "phone", "postcode", "tags"],
+             checkboxes=["agreed_in_person"]),
+    FormCase("edit_supporter", SUPPORTER, required=["email"], emails=["email"],
+             text=["first_name", "last_name", "phone", "postcode", "tags"],
+             checkboxes=["agreed_in_person"]),
+    FormCase("merge_supporters",
+             {"target_id": str(MERGE_TARGET_ID), "other_email": "twin@example.org"},
+             required=["target_id", "other_email"], emails=["other_email"]),
+    FormCase("import_upload", {"file": "not a file upload"}, required=["file"]),
+    FormCase("import_map", {"column-0": "email", "agreed": "y", "statement": "Paper sheet, May"},
+             text=["statement"], choices=["column-0"], checkboxes=["agreed"]),
 ]  # fmt: skip
 
 
@@ -147,7 +211,7 @@ def _attacks(case: FormCase):
         yield f"{name}-empty", {name: ""}
     for name in case.valid:
         if name not in case.choices and name not in case.checkboxes:
-            yield f"{name}-huge", {name: HUGE}
+            yield f"{name}-huge", {name: HUGE * 3 if name in case.long_text else HUGE}
     for name in case.text:
         yield f"{name}-script", {name: SCRIPT}
     for name in case.emails:
@@ -205,6 +269,8 @@ def test_the_attack_list_covers_every_form_with_fields(app):
         "accounts.confirm_email_change", "accounts.logout_everywhere",
         "groups.remove_member", "groups.revoke_invitation", "groups.leave", "groups.invitation",
         "people.confirm_subscription",
+        "people.unsubscribe_supporter", "people.erase_supporter",
+        "mailing.test_send", "mailing.unschedule", "mailing.delete", "mailing.unsubscribe",
     }  # fmt: skip
     covered = {
         "accounts.register", "accounts.login", "accounts.forgot_password",
@@ -212,6 +278,9 @@ def test_the_attack_list_covers_every_form_with_fields(app):
         "accounts.change_email", "accounts.setup_two_factor", "accounts.disable_two_factor",
         "groups.apply", "groups.settings", "groups.invite", "groups.change_role",
         "groups.admin_decide", "people.subscribe",
+        "people.new_supporter", "people.supporter", "people.merge_supporters",
+        "people.import_upload", "people.import_map",
+        "mailing.new", "mailing.mailing", "mailing.send", "mailing.preferences",
     }  # fmt: skip
     assert form_endpoints == buttons | covered
     assert len(FORMS) == len(covered)

@@ -139,3 +139,26 @@ def test_crypto_rotate_reseals_secrets_with_the_new_key(app, session, make):
         assert reencrypt_secrets() == 0
     finally:
         app.extensions["campaign_keyring"] = old_ring
+
+
+def test_translated_error_messages_are_escaped_like_any_text(client):
+    from tests.conftest import post
+
+    response = post(client, "/register", {"display_name": "<b>", "email": "x@example.org"})
+    body = response.get_data(as_text=True)
+    assert "Please remove the &lt; and &gt; characters." in body
+    assert "Please remove the < and > characters." not in body
+
+
+def test_ids_too_large_for_the_database_are_a_404(client, make):
+    from tests.conftest import csrf_token, login
+
+    organiser = make.user()
+    group = make.group(organiser=organiser)
+    login(client, organiser)
+    for path in (
+        f"/g/{group.slug}/members/99999999999999999999999/remove",
+        f"/g/{group.slug}/members/0/remove",
+    ):
+        response = client.post(path, data={"csrf_token": csrf_token(client)})
+        assert response.status_code == 404, path
