@@ -178,7 +178,7 @@ def crypto_rotate() -> None:
     click.echo(f"{count} value(s) re-encrypted with the current key.")
 
 
-@click.group("bounces", help="Bounce messages (delivery status notifications).")
+@click.group("bounces", help="Inbound mail: bounce reports and unsubscribe requests.")
 def bounces_cli() -> None:
     pass
 
@@ -211,5 +211,6 @@ def bounces_ingest(sources: tuple[str, ...]) -> None:
                 file.unlink()
     click.echo(
         f"{result.messages} message(s): {result.hard_bounces} hard bounce(s) suppressed, "
-        f"{result.soft} temporary failure(s), {result.not_dsn} not a bounce report."
+        f"{result.soft} temporary failure(s), {result.unsubscribed} unsubscribe request(s), "
+        f"{result.not_dsn} neither."
     )

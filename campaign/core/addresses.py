@@ -32,6 +32,7 @@ def normalise_email(raw: str) -> str:
         and len(match["domain"]) <= 253
         and len(candidate) <= 254
         and match["domain"].rpartition(".")[2] not in _SPECIAL_USE
+        and "--" not in match["domain"]  # "xn--" and other reserved IDNA labels
     ):
         return candidate
     try:

@@ -769,27 +769,10 @@ def supporter_for_token(token: str) -> Supporter:
     return supporter_from_unsubscribe_token(token)
 
 
-def _skip_unsent_marketing(supporter_ids: list[int]) -> None:
-    """Mail for them still waiting in the outbox (a big send, a retry) is not sent."""
-    if not supporter_ids:
-        return
-    db.session.execute(
-        sa.update(OutboxMessage)
-        .where(
-            OutboxMessage.supporter_id.in_(supporter_ids),
-            OutboxMessage.category == MailCategory.MARKETING,
-            OutboxMessage.status == OutboxStatus.QUEUED,
-        )
-        .values(status=OutboxStatus.SKIPPED, last_error="unsubscribed before delivery")
-        .execution_options(synchronize_session=False)
-    )
-
-
 def unsubscribe_from_group(supporter: Supporter, method: ConsentMethod) -> Supporter:
     """The person stops this group's updates (idempotent; erased rows are left alone)."""
     if supporter.erased_at is None:
         unsubscribe(supporter, method)
-        _skip_unsent_marketing([supporter.id])
     db.session.flush()
     return supporter
 
@@ -807,7 +790,6 @@ def unsubscribe_everywhere(supporter: Supporter) -> int:
     ).all()
     for row in rows:
         unsubscribe(row, ConsentMethod.UNSUBSCRIBE_PAGE, "all groups, from the preferences page")
-    _skip_unsent_marketing([row.id for row in rows])
     db.session.flush()
     return len(rows)
 

@@ -1,10 +1,14 @@
-"""Bounce ingestion: read delivery status notifications (RFC 3464), suppress hard bounces.
+"""Inbound mail: bounces (RFC 3464 DSNs) and unsubscribe requests sent by email.
 
 A relay that cannot deliver a message it accepted sends a DSN back to the envelope
 sender. Feed those messages to ``flask --app campaign bounces ingest`` (see
 docs/bounces.md). A permanent failure (``Action: failed``, status ``5.x.x``) puts the
 address on the suppression list of the group whose message bounced, matched by the
 Message-ID we fixed when the message was queued; a delay (``4.x.x``) changes nothing.
+
+The ``mailto:`` entry of List-Unsubscribe sends a message whose subject carries the
+person's unsubscribe token (``unsubscribe-<token>``); feeding it to the same command
+unsubscribes them, exactly as the link would.
 """
 
 from __future__ import annotations
@@ -17,9 +21,10 @@ from email.message import EmailMessage, Message
 from sqlalchemy import select
 
 from campaign.core.outbox import OutboxMessage, OutboxStatus, permanent_failure
+from campaign.core.tokens import TokenError
 from campaign.extensions import db
-from campaign.people.models import Supporter, SuppressionReason
-from campaign.people.services import suppress
+from campaign.people.models import ConsentMethod, Supporter, SuppressionReason
+from campaign.people.services import supporter_from_unsubscribe_token, suppress, unsubscribe
 
 _STATUS = re.compile(r"^\s*([245])\.\d{1,3}\.\d{1,3}")
 
@@ -107,6 +112,25 @@ class IngestResult:
     not_dsn: int = 0
     hard_bounces: int = 0
     soft: int = 0
+    unsubscribed: int = 0
+
+
+_UNSUBSCRIBE_SUBJECT = re.compile(r"unsubscribe-([A-Za-z0-9_.\-]{20,400})")
+
+
+def _unsubscribe_request(raw: bytes) -> bool:
+    """An email to the List-Unsubscribe mailto address: unsubscribe, as the link would."""
+    message = message_from_bytes(raw, policy=policy.default)
+    found = _UNSUBSCRIBE_SUBJECT.search(str(message.get("Subject", "")))
+    if not found:
+        return False
+    try:
+        supporter = supporter_from_unsubscribe_token(found.group(1))
+    except TokenError:
+        return False
+    if supporter.erased_at is None:
+        unsubscribe(supporter, ConsentMethod.EMAIL_LINK, "unsubscribe request by email")
+    return True
 
 
 def ingest_bounce(raw: bytes, result: IngestResult | None = None) -> IngestResult:
@@ -115,7 +139,11 @@ def ingest_bounce(raw: bytes, result: IngestResult | None = None) -> IngestResul
     result.messages += 1
     report = parse_bounce(raw)
     if not report.is_dsn:
-        result.not_dsn += 1
+        if _unsubscribe_request(raw):
+            result.unsubscribed += 1
+        else:
+            result.not_dsn += 1
+        db.session.flush()
         return result
     original = None
     if report.original_message_id:

@@ -233,6 +233,18 @@ def unsubscribe(supporter: Supporter, method: ConsentMethod, detail: str = "") -
         supporter.updates_status = UpdatesStatus.UNSUBSCRIBED
         record_consent(supporter, ConsentAction.WITHDRAWN, method, detail=detail)
     suppress(supporter.group_id, supporter.email, SuppressionReason.UNSUBSCRIBED, detail)
+    # Campaign mail to them still waiting in the outbox (a big send, a retry) is not sent;
+    # mail they asked for (transactional) is untouched.
+    db.session.execute(
+        sa.update(OutboxMessage)
+        .where(
+            OutboxMessage.supporter_id == supporter.id,
+            OutboxMessage.category == MailCategory.MARKETING,
+            OutboxMessage.status == OutboxStatus.QUEUED,
+        )
+        .values(status=OutboxStatus.SKIPPED, last_error="unsubscribed before delivery")
+        .execution_options(synchronize_session=False)
+    )
     return supporter
 
 
@@ -330,8 +342,7 @@ def erase_supporter(actor: User, supporter: Supporter) -> None:
             html_body=None,
             headers={},
             status=sa.case(
-                (OutboxMessage.status.in_([OutboxStatus.QUEUED, OutboxStatus.SENDING]),
-                 OutboxStatus.SKIPPED),
+                (OutboxMessage.status == OutboxStatus.QUEUED, OutboxStatus.SKIPPED),
                 else_=OutboxMessage.status,
             ),
         )

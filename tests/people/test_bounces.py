@@ -101,6 +101,23 @@ def test_the_cli_ingests_a_maildir_and_removes_applied_files(app, make, tmp_path
     runner = CliRunner()
     result = runner.invoke(app.cli, ["bounces", "ingest", str(maildir)])
     assert result.exit_code == 0, result.output
-    assert "1 hard bounce(s) suppressed" in result.output and "1 not a bounce" in result.output
+    assert "1 hard bounce(s) suppressed" in result.output and "1 neither" in result.output
     assert list(maildir.iterdir()) == []
     assert services.is_suppressed(group.id, "gone@example.org")
+
+
+def test_an_unsubscribe_request_by_email_unsubscribes(app, session, make):
+    from campaign.people.models import UpdatesStatus
+
+    group = make.group()
+    supporter, _ = services.upsert_supporter(group, "leaving@example.org")
+    supporter.updates_status = UpdatesStatus.SUBSCRIBED
+    db.session.flush()
+    token = services.unsubscribe_token(supporter)
+    request = f"To: unsubscribe@campaign.example.org\r\nSubject: Re: unsubscribe-{token}\r\n\r\n"
+    result = ingest_bounce(request.encode())
+    assert result.unsubscribed == 1
+    assert supporter.updates_status == UpdatesStatus.UNSUBSCRIBED
+    assert services.is_suppressed(group.id, "leaving@example.org")
+    forged = "Subject: unsubscribe-" + "x" * 40 + "\r\n\r\n"
+    assert ingest_bounce(forged.encode()).not_dsn == 1
