@@ -7,6 +7,8 @@ the signed token in the link is the only key, and a GET never changes anything.
 
 from __future__ import annotations
 
+import json
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
@@ -16,6 +18,7 @@ from werkzeug.wrappers import Response
 from wtforms import ValidationError
 from wtforms.fields import SelectChoice
 
+from campaign.core import audit
 from campaign.core.forms import render_form
 from campaign.core.pagination import paginate
 from campaign.core.permissions import public
@@ -29,6 +32,7 @@ from campaign.mailing import tasks as _tasks  # noqa: F401 - registers the Celer
 from campaign.mailing.forms import ButtonForm, ComposeForm, PreferencesForm, SendForm
 from campaign.mailing.models import Mailing, MailingStatus
 from campaign.people.models import ConsentMethod
+from campaign.people.services import erase_supporter, export_supporter
 
 bp = Blueprint("mailing", __name__)
 
@@ -356,3 +360,41 @@ def preferences(token: str) -> Response | tuple[str, int]:
         token=token,
         address=services.masked_email(supporter.email) if supporter.erased_at is None else "",
     )
+
+
+@bp.route("/unsubscribe/<token>/my-data", methods=["POST"])
+@public
+def my_data(token: str) -> Response | tuple[str, int]:
+    """The person downloads what this group holds about them (a subject access request)."""
+    try:
+        supporter = services.supporter_for_token(token)
+    except TokenError as exc:
+        return _link_problem(exc)
+    if not ButtonForm().validate_on_submit() or supporter.erased_at is not None:
+        abort(400)
+    audit.record("supporter.data_exported", group_id=supporter.group_id, by="the person")
+    db.session.commit()
+    return Response(
+        json.dumps(export_supporter(supporter), indent=2, ensure_ascii=False),
+        mimetype="application/json",
+        headers={"Content-Disposition": 'attachment; filename="my-data.json"'},
+    )
+
+
+@bp.route("/unsubscribe/<token>/erase", methods=["GET", "POST"])
+@public
+def erase_me(token: str) -> Response | tuple[str, int] | str:
+    """The person asks this group to erase them: a page with one button, then done."""
+    try:
+        supporter = services.supporter_for_token(token)
+    except TokenError as exc:
+        return _link_problem(exc)
+    group = supporter.group
+    form = ButtonForm()
+    if supporter.erased_at is None and form.validate_on_submit():
+        erase_supporter(None, supporter)
+        db.session.commit()
+        return render_template("mailing/erased.html", group=group)
+    if supporter.erased_at is not None:
+        return render_template("mailing/erased.html", group=group)
+    return render_template("mailing/erase_me.html", group=group, form=form, token=token)

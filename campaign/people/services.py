@@ -309,8 +309,11 @@ def export_supporter(supporter: Supporter) -> dict[str, Any]:
     }
 
 
-def erase_supporter(actor: User, supporter: Supporter) -> None:
+def erase_supporter(actor: User | None, supporter: Supporter) -> None:
     """Remove the person's data but keep anonymous counts (the row, without identity).
+
+    ``actor`` is the organiser who did it, or None when the person asked themself
+    through the link in an email (which proves the address is theirs).
 
     The address stays on the group's suppression list and nowhere else: honouring the
     request means never mailing it again, which needs the address itself. Mail to them
@@ -357,7 +360,11 @@ def erase_supporter(actor: User, supporter: Supporter) -> None:
     db.session.expire(supporter, ["consents"])
     record_consent(supporter, ConsentAction.WITHDRAWN, ConsentMethod.ERASURE)
     audit.record(
-        "supporter.erased", actor_id=actor.id, group_id=supporter.group_id, supporter=supporter.id
+        "supporter.erased",
+        actor_id=actor.id if actor else None,
+        group_id=supporter.group_id,
+        supporter=supporter.id,
+        by="organiser" if actor else "the person, from an emailed link",
     )
 
 

@@ -43,6 +43,8 @@ PUBLIC_ENDPOINTS = {
     "people.confirm_subscription",
     "mailing.unsubscribe",
     "mailing.preferences",
+    "mailing.my_data",
+    "mailing.erase_me",
 }
 
 # Public pages of a group: shown to anyone for an approved group, and checked below to

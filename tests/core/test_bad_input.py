@@ -271,6 +271,7 @@ def test_the_attack_list_covers_every_form_with_fields(app):
         "people.confirm_subscription",
         "people.unsubscribe_supporter", "people.erase_supporter",
         "mailing.test_send", "mailing.unschedule", "mailing.delete", "mailing.unsubscribe",
+        "mailing.my_data", "mailing.erase_me",
     }  # fmt: skip
     covered = {
         "accounts.register", "accounts.login", "accounts.forgot_password",
