@@ -22,6 +22,7 @@ from campaign.core.outbox import OutboxMessage
 from campaign.extensions import db, limiter
 from campaign.models import metadata
 from tests import factories
+from tests.smtp import smtp_sink  # noqa: F401 - a fixture for every test folder
 
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 URL_RE = re.compile(r"https?://[^\s<>\"]+")

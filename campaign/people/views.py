@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import sqlalchemy as sa
 from flask import (
@@ -47,6 +49,7 @@ from campaign.people.forms import (
 from campaign.people.models import ConsentAction, ConsentMethod, Supporter, UpdatesStatus
 
 bp = Blueprint("people", __name__)
+T = TypeVar("T")
 
 
 def _link_problem(exc: TokenError) -> tuple[str, int]:
@@ -239,6 +242,32 @@ def _warn_if_blocked(supporter: Supporter) -> None:
         )
 
 
+def _save_supporter(form: SupporterForm, save: Callable[..., T], *args: object) -> T | None:
+    """Run the add or update service with the form's fields; commit, or put the rule
+    that was broken next to its field and roll back."""
+    try:
+        result = save(
+            *args,
+            email=form.email.data,
+            first_name=form.first_name.data or "",
+            last_name=form.last_name.data or "",
+            phone=form.phone.data or "",
+            postcode=form.postcode.data or "",
+            tag_names=form.tag_names,
+            agreed_in_person=form.agreed_in_person.data,
+        )
+    except services.PeopleError as exc:
+        db.session.rollback()
+        _field_error(form, exc)
+        return None
+    except ValueError:
+        db.session.rollback()
+        form.email.errors = [_("Enter an email address like name@example.org.")]
+        return None
+    db.session.commit()
+    return result
+
+
 @bp.route("/g/<slug>/people/new", methods=["GET", "POST"])
 def new_supporter(slug: str) -> Response | tuple[str, int]:
     """Organisers add a supporter by hand; a known address updates the existing row."""
@@ -246,26 +275,9 @@ def new_supporter(slug: str) -> Response | tuple[str, int]:
     group = access.group
     form = SupporterForm()
     if form.validate_on_submit():
-        try:
-            supporter, created = services.add_supporter(
-                current_user,
-                group,
-                email=form.email.data,
-                first_name=form.first_name.data or "",
-                last_name=form.last_name.data or "",
-                phone=form.phone.data or "",
-                postcode=form.postcode.data or "",
-                tag_names=form.tag_names,
-                agreed_in_person=form.agreed_in_person.data,
-            )
-        except services.PeopleError as exc:
-            db.session.rollback()
-            _field_error(form, exc)
-        except ValueError:
-            db.session.rollback()
-            form.email.errors = [_("Enter an email address like name@example.org.")]
-        else:
-            db.session.commit()
+        result = _save_supporter(form, services.add_supporter, current_user, group)
+        if result is not None:
+            supporter, created = result
             if created:
                 flash(_("Supporter added."), "success")
             else:
@@ -325,31 +337,13 @@ def supporter(slug: str, supporter_id: int) -> Response | tuple[str, int]:
     if request.method == "GET":
         return _supporter_page(group, person)
     form = SupporterForm()
-    if form.validate_on_submit():
-        try:
-            services.update_supporter(
-                current_user,
-                group,
-                person,
-                email=form.email.data,
-                first_name=form.first_name.data or "",
-                last_name=form.last_name.data or "",
-                phone=form.phone.data or "",
-                postcode=form.postcode.data or "",
-                tag_names=form.tag_names,
-                agreed_in_person=form.agreed_in_person.data,
-            )
-        except services.PeopleError as exc:
-            db.session.rollback()
-            _field_error(form, exc)
-        except ValueError:
-            db.session.rollback()
-            form.email.errors = [_("Enter an email address like name@example.org.")]
-        else:
-            db.session.commit()
-            flash(_("Details saved."), "success")
-            _warn_if_blocked(person)
-            return redirect(url_for("people.supporter", slug=slug, supporter_id=person.id))
+    saved = form.validate_on_submit() and _save_supporter(
+        form, services.update_supporter, current_user, group, person
+    )
+    if saved:
+        flash(_("Details saved."), "success")
+        _warn_if_blocked(person)
+        return redirect(url_for("people.supporter", slug=slug, supporter_id=person.id))
     return _supporter_page(group, person, form=form, status=422)
 
 

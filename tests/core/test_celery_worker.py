@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from campaign import create_app
 from campaign.core import migrations
 from campaign.core.outbox import OutboxMessage, OutboxStatus, dispatch_if_committed, queue_email
 from campaign.extensions import db
+from tests.smtp import free_port
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,12 +53,6 @@ class SlowSink:
         return "250 Message accepted"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _redis_or_skip() -> redis.Redis:
     client = redis.Redis.from_url(REDIS_URL)
     try:
@@ -77,7 +71,7 @@ class Harness:
         self.redis = _redis_or_skip()
         self.redis.flushdb()
         self.sink = SlowSink(sink_delay)
-        self.controller = Controller(self.sink, hostname="127.0.0.1", port=_free_port())
+        self.controller = Controller(self.sink, hostname="127.0.0.1", port=free_port())
         self.controller.start()
         database = f"sqlite:///{tmp_path / 'worker.db'}"
         self.env = os.environ | {
