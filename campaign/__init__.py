@@ -102,7 +102,12 @@ def _check_settings(app: Flask) -> None:
         )
     if app.config["ENV_NAME"] == "production" and len(app.config["SECRET_KEY"]) < 32:
         raise RuntimeError("SECRET_KEY must be at least 32 characters in production.")
-    app.config["SQLALCHEMY_ENGINES"] = {"default": app.config["SQLALCHEMY_DATABASE_URI"]}
+    app.config["SQLALCHEMY_ENGINES"] = {
+        "default": {
+            "url": app.config["SQLALCHEMY_DATABASE_URI"],
+            **app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}),
+        }
+    }
     app.debug = app.debug and app.config["ENV_NAME"] != "production"
 
 
@@ -171,6 +176,8 @@ class _RowId(IntegerConverter):
 def _register_blueprints(app: Flask) -> None:
     app.url_map.converters["int"] = _RowId
     from campaign.accounts.views import bp as accounts_bp
+    from campaign.actions import tasks as action_tasks  # noqa: F401 - the reminder task
+    from campaign.actions.views import bp as actions_bp
     from campaign.admin.views import bp as admin_bp
     from campaign.groups.views import bp as groups_bp
     from campaign.mailing.views import bp as mailing_bp
@@ -182,6 +189,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin_bp)
     app.register_blueprint(people_bp)
     app.register_blueprint(mailing_bp)
+    app.register_blueprint(actions_bp)
 
 
 CSP = (

@@ -20,6 +20,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(outbox_cli)
     app.cli.add_command(crypto_cli)
     app.cli.add_command(bounces_cli)
+    app.cli.add_command(actions_cli)
     from campaign.mailing.cli import mailing_cli
 
     app.cli.add_command(mailing_cli)
@@ -214,3 +215,19 @@ def bounces_ingest(sources: tuple[str, ...]) -> None:
         f"{result.soft} temporary failure(s), {result.unsubscribed} unsubscribe request(s), "
         f"{result.not_dsn} neither."
     )
+
+
+@click.group("actions", help="Actions and sign-ups.")
+def actions_cli() -> None:
+    pass
+
+
+@actions_cli.command("remind")
+@with_appcontext
+def actions_remind() -> None:
+    """Send the reminders that are due (what Celery beat does every five minutes)."""
+    from campaign.actions.services import send_due_reminders
+
+    count = send_due_reminders()
+    _commit_and_dispatch()
+    click.echo(f"{count} reminder(s) queued.")

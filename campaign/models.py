@@ -4,6 +4,7 @@ Alembic's env.py, the drift test and ``create_all`` in tests import this module.
 """
 
 from campaign.accounts.models import User
+from campaign.actions.models import Action, ActionSignup
 from campaign.core.audit import AuditEvent
 from campaign.core.models import Base
 from campaign.core.outbox import MailThrottle, OutboxMessage
@@ -14,6 +15,8 @@ from campaign.people.models import ConsentRecord, Supporter, Suppression, Tag
 metadata = Base.metadata
 
 __all__ = [
+    "Action",
+    "ActionSignup",
     "AuditEvent",
     "Base",
     "ConsentRecord",

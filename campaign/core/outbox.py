@@ -89,6 +89,8 @@ class OutboxMessage(TimestampedModel):
     # nothing of the capabilities above it).
     mailing_id: Mapped[int | None] = mapped_column(index=True)
     supporter_id: Mapped[int | None] = mapped_column(index=True)
+    # An iCalendar invitation sent with the message (text/calendar), e.g. for an action.
+    calendar: Mapped[str | None] = mapped_column(sa.Text)
 
 
 def _recent_stranger_mail(session: Session, address: str) -> int:
@@ -111,6 +113,7 @@ def queue_email(
     mailing_id: int | None = None,
     supporter_id: int | None = None,
     headers: dict[str, str] | None = None,
+    calendar: str | None = None,
     **context: Any,
 ) -> OutboxMessage | None:
     """Render ``templates/email/<template>.{txt,html,subject}`` and queue it for ``to``.
@@ -144,6 +147,7 @@ def queue_email(
         group_id=group_id,
         mailing_id=mailing_id,
         supporter_id=supporter_id,
+        calendar=calendar,
         next_attempt_at=utcnow(),
     )
     session.add(row)
@@ -303,14 +307,40 @@ def message_bytes(row: OutboxMessage) -> bytes:
             b"MIME-Version: 1.0\r\n",
         ]
     )
+    body = _body(row)
+    if not row.calendar:
+        return head + body
+    # multipart/mixed: the message, then the invitation as an .ics attachment.
+    boundary = "=_m" + hashlib.sha1(row.message_id.encode()).hexdigest()  # noqa: S324
+    delimiter = f"--{boundary}\r\n".encode("ascii")
+    invitation = binascii.b2a_base64(row.calendar.encode("utf-8"))
+    lines = b"\r\n".join(invitation[i : i + 76] for i in range(0, len(invitation), 76))
+    return b"".join(
+        [
+            head,
+            f'Content-Type: multipart/mixed; boundary="{boundary}"\r\n\r\n'.encode(),
+            delimiter,
+            body,
+            b"\r\n",
+            delimiter,
+            b'Content-Type: text/calendar; charset="utf-8"; method=PUBLISH\r\n'
+            b'Content-Disposition: attachment; filename="invite.ics"\r\n'
+            b"Content-Transfer-Encoding: base64\r\n\r\n",
+            lines.rstrip(b"\r\n"),
+            f"\r\n--{boundary}--\r\n".encode("ascii"),
+        ]
+    )
+
+
+def _body(row: OutboxMessage) -> bytes:
+    """The readable part: plain text, or text and HTML as alternatives (with headers)."""
     text = _text_part(row.text_body, "plain")
     if not row.html_body:
-        return head + text
+        return text
     boundary = "=_" + hashlib.sha1(row.message_id.encode()).hexdigest()  # noqa: S324
     delimiter = f"--{boundary}\r\n".encode("ascii")
     return b"".join(
         [
-            head,
             f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode(),
             delimiter,
             text,

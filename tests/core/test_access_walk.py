@@ -7,12 +7,14 @@ visitors, never showing a byte of the group's people and never changing anything
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from sqlalchemy import select
 
+from campaign.actions.models import Action, ActionSignup, ActionStatus, SignupStatus
 from campaign.core.permissions import is_public_endpoint
 from campaign.extensions import db
 from campaign.groups.models import Invitation, Membership, Role
@@ -45,11 +47,20 @@ PUBLIC_ENDPOINTS = {
     "mailing.preferences",
     "mailing.my_data",
     "mailing.erase_me",
+    "actions.public_list_all",
+    "actions.public_list",
+    "actions.public_action",
+    "actions.signed_up",
+    "actions.manage_signup",
+    "actions.action_ics",
+    "actions.group_feed",
 }
 
 # Public pages of a group: shown to anyone for an approved group, and checked below to
 # carry nothing about its people.
-PUBLIC_GROUP_ENDPOINTS = {"groups.public_page", "people.subscribe", "people.subscribe_sent"}
+PUBLIC_GROUP_ENDPOINTS = {"groups.public_page", "people.subscribe", "people.subscribe_sent",
+                          "actions.public_list", "actions.public_action", "actions.signed_up",
+                          "actions.action_ics", "actions.group_feed"}  # fmt: skip
 
 
 def _rules(app: Flask):
@@ -81,6 +92,17 @@ def two_groups(make, app):
     mailing_a = Mailing(group_id=group_a.id, subject="Draft A", body_markdown="Secret draft A",
                         segment={"kind": "subscribers"})  # fmt: skip
     db.session.add(mailing_a)
+    # A published action of group A with a sign-up whose address must never show.
+    action_a = Action(group_id=group_a.id, title="Action A", status=ActionStatus.PUBLISHED,
+                      starts_at=datetime.now(UTC) + timedelta(days=30),
+                      ends_at=datetime.now(UTC) + timedelta(days=30, hours=2),
+                      place_name="Hall A", capacity=10)  # fmt: skip
+    db.session.add(action_a)
+    db.session.flush()
+    signup_a = ActionSignup(action_id=action_a.id, group_id=group_a.id, name="Hidden Name",
+                            email="secret-signup-a@example.org",
+                            status=SignupStatus.CONFIRMED)  # fmt: skip
+    db.session.add(signup_a)
     db.session.commit()
     # A pending CSV import of group A's, waiting for its column mapping.
     uploads = Path(app.instance_path) / "uploads"
@@ -98,6 +120,8 @@ def two_groups(make, app):
         "mailing_a": mailing_a,
         "supporter_a": supporter_a,
         "import_token": "walktoken",
+        "action_a": action_a,
+        "signup_a": signup_a,
     }
     upload.unlink(missing_ok=True)
 
@@ -117,6 +141,10 @@ def _url_for_group_a(rule, data) -> str:
             values["mailing_id"] = data["mailing_a"].id
         elif argument == "token":
             values["token"] = data["import_token"]
+        elif argument == "action_id":
+            values["action_id"] = data["action_a"].id
+        elif argument == "signup_id":
+            values["signup_id"] = data["signup_a"].id
         else:
             pytest.fail(f"{rule.endpoint}: the walk does not know how to fill <{argument}>")
     return rule.build(values, append_unknown=False)[1]
@@ -136,7 +164,16 @@ def _state(data) -> tuple:
     supporter = db.session.get(Supporter, data["supporter_a"].id)
     if supporter is not None:
         db.session.refresh(supporter)
+    action = db.session.get(Action, data["action_a"].id)
+    db.session.refresh(action)
+    signups = db.session.execute(
+        select(ActionSignup.email, ActionSignup.status, ActionSignup.checked_in_at)
+        .where(ActionSignup.action_id == action.id)
+        .order_by(ActionSignup.id)
+    ).all()
     return (
+        (action.title, action.status, action.capacity, action.starts_at),
+        signups,
         (supporter.email, supporter.first_name, supporter.updates_status, supporter.erased_at)
         if supporter
         else None,
@@ -197,6 +234,7 @@ def test_other_groups_members_are_refused_everywhere(app, client, two_groups):
             assert "secret-member-a@example.org" not in body, rule.endpoint
             assert "Hidden Name" not in body, rule.endpoint
             assert "secret-supporter-a@example.org" not in body, rule.endpoint
+            assert "secret-signup-a@example.org" not in body, rule.endpoint
             checked += 1
     assert checked >= 10
     assert _state(data) == before
@@ -225,6 +263,7 @@ def test_anonymous_visitors_are_refused_everywhere(app, client, two_groups):
             assert "secret-member-a@example.org" not in body
             assert "Hidden Name" not in body
             assert "secret-supporter-a@example.org" not in body
+            assert "secret-signup-a@example.org" not in body
     assert _state(data) == before
 
 
@@ -253,6 +292,8 @@ def test_every_private_route_sends_anonymous_visitors_to_login(app, client, two_
                 "supporter_id": two_groups["supporter_a"].id,
                 "group_id": two_groups["group_a"].id,
                 "token": "x",
+                "action_id": two_groups["action_a"].id,
+                "signup_id": two_groups["signup_a"].id,
             }.get(argument) or pytest.fail(f"unknown argument {argument} in {rule.rule}")
         url = rule.build(values, append_unknown=False)[1]
         if "GET" in rule.methods:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pyotp
 import pytest
@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from campaign.accounts import services as account_services
+from campaign.actions import models as action_models
 from campaign.core.tokens import fingerprint, make_token
 from campaign.extensions import db
 from campaign.groups.models import GroupStatus, Role
@@ -123,11 +124,43 @@ def _prepare(case: str, client, app) -> str:
         db.session.flush()
         suffix = "/send" if case == "send_mailing" else ""
         return f"/g/{group.slug}/mailings/{draft.id}{suffix}"
+    if case in ("new_action", "edit_action", "add_walk_in", "email_attendees"):
+        if case == "new_action":
+            return f"/g/{group.slug}/manage/actions/new"
+        action = action_models.Action(
+            group_id=group.id, title="Rally", status=action_models.ActionStatus.PUBLISHED,
+            starts_at=datetime.now(UTC) + timedelta(days=30),
+            ends_at=datetime.now(UTC) + timedelta(days=30, hours=2), place_name="Hall",
+        )  # fmt: skip
+        db.session.add(action)
+        db.session.flush()
+        suffix = {"edit_action": "/edit", "add_walk_in": "/check-in/walk-in",
+                  "email_attendees": "/email"}[case]  # fmt: skip
+        return f"/g/{group.slug}/manage/actions/{action.id}{suffix}"
     if case == "decide":
         user.is_admin = True
         pending = factories.group(status=GroupStatus.PENDING)
         db.session.flush()
         return f"/admin/groups/{pending.id}/decide"
+    if case in ("action_signup", "manage_signup"):
+        group = factories.group()
+        starts = datetime.now(UTC) + timedelta(days=5)
+        action = action_models.Action(
+            group_id=group.id, title="Stall", status=action_models.ActionStatus.PUBLISHED,
+            starts_at=starts, ends_at=starts + timedelta(hours=1), capacity=50,
+        )  # fmt: skip
+        db.session.add(action)
+        db.session.flush()
+        if case == "action_signup":
+            return f"/g/{group.slug}/actions/{action.id}"
+        signup = action_models.ActionSignup(
+            action_id=action.id, group_id=group.id, email="s@example.org", name="Ana", version=0
+        )
+        db.session.add(signup)
+        db.session.flush()
+        with app.test_request_context():
+            token = make_token("signup", {"s": signup.id, "v": signup.version})
+        return f"/signup/{token}"
     raise AssertionError(case)
 
 
@@ -139,6 +172,16 @@ SUPPORTER = {"first_name": "Ana", "last_name": "Silva", "email": "ana@example.or
 MAILING = {"subject": "Rally on Saturday", "body": "Hello {{first_name}}, see you there.",
            "segment": "subscribers"}  # fmt: skip
 IN_A_MONTH = (datetime.now() + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M")
+IN_A_MONTH_DAY = (datetime.now() + timedelta(days=30)).strftime("%Y-%m-%d")
+ACTION = {"title": "Save our A&E", "kind": "protest", "description": "Meet at the front.",
+          "start_date": IN_A_MONTH_DAY, "start_time": "12:00", "end_date": IN_A_MONTH_DAY,
+          "end_time": "14:00", "place_name": "Riverside Hospital", "address": "1 River Road",
+          "area": "Riverside", "accessibility": "Step-free.", "capacity": "20",
+          "reminder_hours": "24", "place_public": "y"}  # fmt: skip
+ACTION_CASE = {"required": ["title", "start_date", "start_time", "end_date", "end_time",
+                            "reminder_hours", "place_name"],
+               "text": ["title", "place_name", "address", "area"], "choices": ["kind"],
+               "checkboxes": ["place_public"], "long_text": ["description"]}  # fmt: skip
 FORMS = [
     FormCase(
         "register",
@@ -203,6 +246,19 @@ FORMS = [
     FormCase("import_upload", {"file": "not a file upload"}, required=["file"]),
     FormCase("import_map", {"column-0": "email", "agreed": "y", "statement": "Paper sheet, May"},
              text=["statement"], choices=["column-0"], checkboxes=["agreed"]),
+    FormCase("action_signup",
+             {"name": "Ana", "email": "ana@example.org", "phone": "0770 900 123",
+              "access_needs": "Step-free", "wants_updates": "y"},
+             required=["name", "email"], text=["name", "phone"], emails=["email"],
+             checkboxes=["wants_updates"]),
+    FormCase("manage_signup", {"name": "Ana", "phone": "0770 900 123", "access_needs": ""},
+             required=["name"], text=["name", "phone"]),
+    FormCase("new_action", ACTION, **ACTION_CASE),
+    FormCase("edit_action", ACTION, **ACTION_CASE),
+    FormCase("add_walk_in", {"name": "Dee", "email": "dee@example.org"}, required=["name"],
+             text=["name"], emails=["email"]),
+    FormCase("email_attendees", {"subject": "Bring a banner", "message": "See you there."},
+             required=["subject", "message"], text=["subject"], long_text=["message"]),
 ]  # fmt: skip
 
 
@@ -272,6 +328,8 @@ def test_the_attack_list_covers_every_form_with_fields(app):
         "people.unsubscribe_supporter", "people.erase_supporter",
         "mailing.test_send", "mailing.unschedule", "mailing.delete", "mailing.unsubscribe",
         "mailing.my_data", "mailing.erase_me",
+        "actions.publish_action", "actions.cancel_action", "actions.cancel_signup_by_organiser",
+        "actions.mark_attended",
     }  # fmt: skip
     covered = {
         "accounts.register", "accounts.login", "accounts.forgot_password",
@@ -282,6 +340,9 @@ def test_the_attack_list_covers_every_form_with_fields(app):
         "people.new_supporter", "people.supporter", "people.merge_supporters",
         "people.import_upload", "people.import_map",
         "mailing.new", "mailing.mailing", "mailing.send", "mailing.preferences",
+        "actions.public_action", "actions.manage_signup",
+        "actions.new_action", "actions.edit_action", "actions.add_walk_in",
+        "actions.email_attendees",
     }  # fmt: skip
     assert form_endpoints == buttons | covered
     assert len(FORMS) == len(covered)
