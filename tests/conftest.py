@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from unittest import mock
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask, g
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -49,6 +51,28 @@ def _reset_g() -> None:
     for name in list(vars(g)):
         if name != "_sqlalchemy_sessions":
             delattr(g, name)
+
+
+@contextmanager
+def throwaway_database(kind: str, tmp_dir: Path) -> Iterator[str]:
+    """An empty database of its own: a SQLite file, or a new PostgreSQL database on the
+    TEST_DATABASE_URL server (dropped afterwards). Skips PostgreSQL when there is none."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_dir / 'throwaway.db'}"
+        return
+    server = os.environ.get("TEST_DATABASE_URL", "")
+    if not server.startswith("postgresql"):
+        pytest.skip("TEST_DATABASE_URL is not a PostgreSQL URL")
+    name = f"campaign_throwaway_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield sa.make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
 
 
 def database_url(tmp_dir: Path) -> str:

@@ -4,28 +4,13 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, PasswordField, StringField
-from wtforms.validators import Email, EqualTo, InputRequired, Length, Optional
+from wtforms import BooleanField, PasswordField, StringField
+from wtforms.validators import EqualTo, InputRequired, Length, Optional
 
-from campaign.core.forms import PlainText, strip_filter
+from campaign.core.forms import PlainText, email_field, strip_filter
 
 PASSWORD_MIN = 10
 PASSWORD_MAX = 200
-
-
-def _email_field(label: str = "Email address") -> EmailField:
-    return EmailField(
-        _l(label),
-        filters=[strip_filter],
-        validators=[
-            InputRequired(_l("Enter your email address.")),
-            Length(max=254, message=_l("An email address is at most 254 characters.")),
-            Email(
-                message=_l("Enter an email address like name@example.org."),
-                check_deliverability=False,
-            ),
-        ],
-    )
 
 
 def _new_password_field(label: str = "Password") -> PasswordField:
@@ -78,13 +63,13 @@ class RegisterForm(FlaskForm):
         ],
         description=_l("Shown to the organisers of groups you join. A first name is enough."),
     )
-    email = _email_field()
+    email = email_field()
     password = _new_password_field()
     password_again = _confirm_field("password")
 
 
 class LoginForm(FlaskForm):
-    email = _email_field()
+    email = email_field()
     password = _current_password_field("Password")
     remember = BooleanField(_l("Keep me logged in on this device for 14 days"))
 
@@ -101,7 +86,7 @@ class TwoFactorForm(FlaskForm):
 
 
 class ForgotPasswordForm(FlaskForm):
-    email = _email_field()
+    email = email_field()
 
 
 class ResetPasswordForm(FlaskForm):
@@ -116,7 +101,7 @@ class ChangePasswordForm(FlaskForm):
 
 
 class ChangeEmailForm(FlaskForm):
-    new_email = _email_field("New email address")
+    new_email = email_field(_l("New email address"))
     password = _current_password_field()
 
 

@@ -14,7 +14,6 @@ from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
-    EmailField,
     IntegerField,
     SelectField,
     StringField,
@@ -23,11 +22,11 @@ from wtforms import (
     ValidationError,
 )
 from wtforms.fields import Field, SelectChoice
-from wtforms.validators import Email, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from campaign.actions.models import ActionKind
 from campaign.actions.organising import NonExistentTime, local_to_utc
-from campaign.core.forms import PlainText, strip_filter
+from campaign.core.forms import PlainText, email_field, strip_filter
 from campaign.core.models import utcnow
 
 TITLE_MAX = 160
@@ -228,16 +227,7 @@ class WalkInForm(FlaskForm):
         validators=[InputRequired(_l("Enter their name.")),
                     Length(max=120, message=_too_long(120)), PlainText()],
     )  # fmt: skip
-    email = EmailField(
-        _l("Email (optional)"),
-        filters=[strip_filter],
-        validators=[
-            Optional(),
-            Length(max=254, message=_l("An email address is at most 254 characters.")),
-            Email(message=_l("Enter an email address like name@example.org."),
-                  check_deliverability=False),
-        ],
-    )  # fmt: skip
+    email = email_field(_l("Email (optional)"), required=None)
 
 
 class AttendeeMessageForm(FlaskForm):

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, SelectField, StringField, TextAreaField
 from wtforms.fields import SelectChoice
-from wtforms.validators import Email, InputRequired, Length, Optional
+from wtforms.validators import InputRequired, Length, Optional
 
 from campaign.actions.models import ActionKind
-from campaign.core.forms import PlainText, strip_filter
+from campaign.core.forms import PlainText, email_field, strip_filter
 
 KIND_LABELS = {
     ActionKind.PROTEST.value: _l("Protest"),
@@ -61,17 +61,9 @@ def _access_needs() -> TextAreaField:
 
 class ActionSignupForm(FlaskForm):
     name = _name()
-    email = EmailField(
-        _l("Email address"),
-        description=_l("We email you your place and a link to change or cancel it."),
-        filters=[strip_filter],
-        validators=[
-            InputRequired(_l("Enter your email address.")),
-            Length(max=254, message=_l("An email address is at most 254 characters.")),
-            Email(message=_l("Enter an email address like name@example.org."),
-                  check_deliverability=False),
-        ],
-    )  # fmt: skip
+    email = email_field(
+        description=_l("We email you your place and a link to change or cancel it.")
+    )
     phone = _phone()
     access_needs = _access_needs()
     # Never pre-ticked (PECR); the label names the group, set by the view.

@@ -7,8 +7,9 @@ import re
 from flask import render_template
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import ValidationError
+from wtforms import EmailField, ValidationError
 from wtforms.fields import Field
+from wtforms.validators import Email, InputRequired, Length, Optional
 
 _MARKUP = re.compile(r"[<>]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -42,6 +43,30 @@ class Slug:
 
 def strip_filter(value: str | None) -> str | None:
     return value.strip() if isinstance(value, str) else value
+
+
+def email_field(
+    label: object = _l("Email address"),
+    *,
+    required: object | None = _l("Enter your email address."),
+    description: object | None = None,
+) -> EmailField:
+    """An email address field with our length limit and messages; optional when
+    ``required`` is None."""
+    first = InputRequired(required) if required is not None else Optional()
+    return EmailField(
+        label,
+        filters=[strip_filter],
+        validators=[
+            first,
+            Length(max=254, message=_l("An email address is at most 254 characters.")),
+            Email(
+                message=_l("Enter an email address like name@example.org."),
+                check_deliverability=False,
+            ),
+        ],
+        description=description,
+    )
 
 
 def render_form(template: str, form: FlaskForm, **context: object) -> tuple[str, int]:

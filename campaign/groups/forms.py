@@ -6,9 +6,9 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, SelectField, StringField, TextAreaField
 from wtforms.fields import SelectChoice
-from wtforms.validators import Email, InputRequired, Length, Optional
+from wtforms.validators import InputRequired, Length, Optional
 
-from campaign.core.forms import PlainText, strip_filter
+from campaign.core.forms import PlainText, email_field, strip_filter
 from campaign.groups.models import Role
 
 ROLE_CHOICES = [
@@ -25,17 +25,9 @@ ROLE_HINT = _l(
 
 
 def _contact_email() -> EmailField:
-    return EmailField(
+    return email_field(
         _l("Public contact email"),
-        filters=[strip_filter],
-        validators=[
-            InputRequired(_l("Enter an email address people can write to.")),
-            Length(max=254, message=_l("An email address is at most 254 characters.")),
-            Email(
-                message=_l("Enter an email address like name@example.org."),
-                check_deliverability=False,
-            ),
-        ],
+        required=_l("Enter an email address people can write to."),
         description=_l("Shown on the group's public page. A shared group address is best."),
     )
 
@@ -78,17 +70,8 @@ class GroupSettingsForm(GroupDetailsForm):
 
 
 class InviteForm(FlaskForm):
-    email = EmailField(
-        _l("Their email address"),
-        filters=[strip_filter],
-        validators=[
-            InputRequired(_l("Enter the email address to invite.")),
-            Length(max=254, message=_l("An email address is at most 254 characters.")),
-            Email(
-                message=_l("Enter an email address like name@example.org."),
-                check_deliverability=False,
-            ),
-        ],
+    email = email_field(
+        _l("Their email address"), required=_l("Enter the email address to invite.")
     )
     role = SelectField(
         _l("Role"),

@@ -7,7 +7,6 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
-    EmailField,
     IntegerField,
     SelectField,
     StringField,
@@ -15,10 +14,10 @@ from wtforms import (
     ValidationError,
 )
 from wtforms.fields import Field, SelectChoice
-from wtforms.validators import Email, InputRequired, Length, Optional, Regexp
+from wtforms.validators import InputRequired, Length, Optional, Regexp
 from wtforms.widgets import HiddenInput
 
-from campaign.core.forms import PlainText, strip_filter
+from campaign.core.forms import PlainText, email_field, strip_filter
 from campaign.people.models import UpdatesStatus
 from campaign.people.services import MAX_TAGS_PER_SUPPORTER, TAG_MAX_LENGTH, parse_tag_names
 
@@ -30,16 +29,7 @@ class SubscribeForm(FlaskForm):
         validators=[Optional(), Length(max=80, message=_l("Keep it under 80 characters.")),
                     PlainText()],
     )  # fmt: skip
-    email = EmailField(
-        _l("Email address"),
-        filters=[strip_filter],
-        validators=[
-            InputRequired(_l("Enter your email address.")),
-            Length(max=254, message=_l("An email address is at most 254 characters.")),
-            Email(message=_l("Enter an email address like name@example.org."),
-                  check_deliverability=False),
-        ],
-    )  # fmt: skip
+    email = email_field()
     # Never pre-ticked (PECR): the label is the consent wording, set by the view.
     consent = BooleanField(
         default=False,
@@ -92,16 +82,7 @@ class SupporterForm(FlaskForm):
 
     first_name = _name_field(_l("First name (optional)"))
     last_name = _name_field(_l("Last name (optional)"))
-    email = EmailField(
-        _l("Email address"),
-        filters=[strip_filter],
-        validators=[
-            InputRequired(_l("Enter their email address.")),
-            Length(max=254, message=_l("An email address is at most 254 characters.")),
-            Email(message=_l("Enter an email address like name@example.org."),
-                  check_deliverability=False),
-        ],
-    )  # fmt: skip
+    email = email_field(required=_l("Enter their email address."))
     phone = StringField(
         _l("Phone (optional)"),
         filters=[strip_filter],
@@ -147,16 +128,10 @@ class MergeForm(FlaskForm):
         widget=HiddenInput(),
         validators=[InputRequired(_l("Open the supporter to merge into first."))],
     )
-    other_email = EmailField(
+    other_email = email_field(
         _l("The other supporter's email address"),
-        filters=[strip_filter],
-        validators=[
-            InputRequired(_l("Enter the email address of the supporter to merge in.")),
-            Length(max=254, message=_l("An email address is at most 254 characters.")),
-            Email(message=_l("Enter an email address like name@example.org."),
-                  check_deliverability=False),
-        ],
-    )  # fmt: skip
+        required=_l("Enter the email address of the supporter to merge in."),
+    )
 
 
 class PeopleFilterForm(FlaskForm):

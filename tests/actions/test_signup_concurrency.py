@@ -7,13 +7,11 @@ SQLite file otherwise.
 
 from __future__ import annotations
 
-import os
-import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy import func, select
 
 from campaign import create_app
@@ -23,26 +21,13 @@ from campaign.core import migrations
 from campaign.core.models import utcnow
 from campaign.extensions import db
 from campaign.groups.models import Group, GroupStatus
+from tests.conftest import throwaway_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def race_database(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'race.db'}"
-        return
-    server = os.environ.get("TEST_DATABASE_URL", "")
-    if not server.startswith("postgresql"):
-        pytest.skip("TEST_DATABASE_URL is not a PostgreSQL URL")
-    name = f"campaign_race_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield sa.make_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+def race_database(request, tmp_path) -> Iterator[str]:
+    with throwaway_database(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.mark.slow

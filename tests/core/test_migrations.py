@@ -6,8 +6,6 @@ TEST_DATABASE_URL points at a PostgreSQL server.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -17,31 +15,13 @@ from campaign import create_app
 from campaign.core import migrations
 from campaign.extensions import db
 from campaign.models import metadata
-
-
-def _postgres_url() -> str | None:
-    url = os.environ.get("TEST_DATABASE_URL", "")
-    return url if url.startswith("postgresql") else None
+from tests.conftest import throwaway_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def empty_database(request, tmp_path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'migrations.db'}"
-        return
-    server_url = _postgres_url()
-    if server_url is None:
-        pytest.skip("TEST_DATABASE_URL is not a PostgreSQL URL")
-    name = f"campaign_migrations_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield sa.make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+    with throwaway_database(request.param, tmp_path) as url:
+        yield url
 
 
 def test_upgrade_from_empty_matches_models_and_downgrades_to_nothing(empty_database, tmp_path):
