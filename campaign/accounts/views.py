@@ -67,14 +67,8 @@ def _safe_next(target: str | None) -> str:
 
 
 def _token_problem(exc: TokenError) -> tuple[str, int]:
-    messages = {
-        "expired": _("This link has expired. Ask for a new one below."),
-        "used": _("This link has already been used."),
-        "invalid": _("This link is not valid. Check you copied all of it."),
-    }
-    return render_template(
-        "accounts/link_problem.html", message=messages.get(exc.reason, messages["invalid"])
-    ), 400
+    message = exc.message(expired=_("This link has expired. Ask for a new one below."))
+    return render_template("accounts/link_problem.html", message=message), 400
 
 
 def _finish_login(user: User, remember: bool) -> None:

@@ -14,6 +14,7 @@ import secrets
 from typing import Any
 
 from flask import current_app
+from flask_babel import gettext as _
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 
@@ -23,6 +24,17 @@ class TokenError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+    def message(self, **wording: str) -> str:
+        """What to tell the person who followed the link; a caller can give its own
+        words for a reason (``expired=...``), the rest are the common ones."""
+        common = {
+            "expired": _("This link has expired."),
+            "used": _("This link has already been used."),
+            "invalid": _("This link is not valid. Check you copied all of it."),
+        }
+        reason = self.reason if self.reason in common else "invalid"
+        return str(wording.get(reason) or common[reason])
 
 
 def _serializer(purpose: str) -> URLSafeTimedSerializer:

@@ -267,15 +267,15 @@ def delete(slug: str, mailing_id: int) -> Response:
 
 
 def _link_problem(exc: TokenError) -> tuple[str, int]:
-    messages = {
-        "expired": _("This unsubscribe link is too old. Reply to the email and ask the group "
-                     "to take you off its list."),
-        "invalid": _("This link is not valid. Check you copied all of it. (The link in a test "
-                     "email or a preview is only an example and does nothing.)"),
-    }  # fmt: skip
-    return render_template(
-        "mailing/link_problem.html", message=messages.get(exc.reason, messages["invalid"])
-    ), 400
+    # Unsubscribe links are never "used up"; any reason but expiry reads as invalid.
+    reason_as = "expired" if exc.reason == "expired" else "invalid"
+    message = TokenError(reason_as).message(
+        expired=_("This unsubscribe link is too old. Reply to the email and ask the group "
+                  "to take you off its list."),
+        invalid=_("This link is not valid. Check you copied all of it. (The link in a test "
+                  "email or a preview is only an example and does nothing.)"),
+    )  # fmt: skip
+    return render_template("mailing/link_problem.html", message=message), 400
 
 
 def _is_one_click() -> bool:

@@ -53,14 +53,8 @@ T = TypeVar("T")
 
 
 def _link_problem(exc: TokenError) -> tuple[str, int]:
-    messages = {
-        "expired": _("This link has expired. Please sign up again."),
-        "used": _("This link has already been used."),
-        "invalid": _("This link is not valid. Check you copied all of it."),
-    }
-    return render_template(
-        "people/link_problem.html", message=messages.get(exc.reason, messages["invalid"])
-    ), 400
+    message = exc.message(expired=_("This link has expired. Please sign up again."))
+    return render_template("people/link_problem.html", message=message), 400
 
 
 @bp.route("/g/<slug>/subscribe", methods=["GET", "POST"])

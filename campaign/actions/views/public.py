@@ -111,14 +111,11 @@ def _recent_signups(email: str) -> int:
 
 
 def _link_problem(exc: TokenError) -> tuple[str, int]:
-    messages = {
-        "expired": _("This link has expired. Please sign up again from the action's page."),
-        "used": _("This link has already been used. Use the newest link we sent you."),
-        "invalid": _("This link is not valid. Check you copied all of it."),
-    }
-    return render_template(
-        "people/link_problem.html", message=messages.get(exc.reason, messages["invalid"])
-    ), 400
+    message = exc.message(
+        expired=_("This link has expired. Please sign up again from the action's page."),
+        used=_("This link has already been used. Use the newest link we sent you."),
+    )
+    return render_template("people/link_problem.html", message=message), 400
 
 
 def _manage_token(signup: ActionSignup) -> str:
