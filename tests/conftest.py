@@ -15,7 +15,7 @@ from unittest import mock
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask, g
+from flask import Flask, g, has_app_context
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
@@ -31,26 +31,25 @@ URL_RE = re.compile(r"https?://[^\s<>\"]+")
 
 
 class Client(FlaskClient):
-    """A test client whose requests start with a clean ``g``, as real requests do.
+    """A test client whose every request runs in an app context of its own, as in production.
 
-    Tests keep an app context pushed (for factories and assertions) and Flask reuses it
-    for requests, so what extensions cache in ``g`` (the logged-in user, the CSRF
-    token) must be dropped between requests. The database session stays: it is bound
-    to the test's transaction.
+    Tests keep an app context pushed (for factories and assertions). A request given that
+    context would share its ``g`` and, worse, its database session: a view that forgot to
+    commit would leave its changes visible to the test. So each request gets a new app
+    context, hence a new session, closed (its uncommitted work rolled back) when the
+    request ends; afterwards the test's own sessions are expired so they read back what
+    was really committed.
     """
 
     def open(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
-        _reset_g()
+        outer = g._get_current_object() if has_app_context() else None
         try:
-            return super().open(*args, **kwargs)
+            with self.application.app_context():
+                return super().open(*args, **kwargs)
         finally:
-            _reset_g()
-
-
-def _reset_g() -> None:
-    for name in list(vars(g)):
-        if name != "_sqlalchemy_sessions":
-            delattr(g, name)
+            if outer is not None:
+                for open_session in vars(outer).get("_sqlalchemy_sessions", {}).values():
+                    open_session.expire_all()
 
 
 @contextmanager

@@ -184,9 +184,10 @@ def test_test_send_goes_to_the_organiser_only(client, group, organiser):
 def test_drafts_can_be_deleted_but_sent_mail_cannot(client, group, organiser):
     draft, sent = add_draft(group), add_draft(group)
     sent.status = MailingStatus.SENT
+    draft_id = draft.id
     db.session.flush()
     login(client, organiser)
-    assert post(client, f"/g/{group.slug}/mailings/{draft.id}/delete").status_code == 302
+    assert post(client, f"/g/{group.slug}/mailings/{draft_id}/delete").status_code == 302
     assert post(client, f"/g/{group.slug}/mailings/{sent.id}/delete").status_code == 302
-    assert db.session.get(Mailing, draft.id) is None
+    assert db.session.get(Mailing, draft_id) is None
     assert db.session.get(Mailing, sent.id) is not None
