@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -96,6 +97,14 @@ class BaseConfig:
     DEV_OUTBOX_PAGE = False
     PER_PAGE = 25
 
+    # Operations: JSON request logs on stderr; where uploaded files live (default
+    # <instance>/uploads); how many web workers run (gunicorn reads WEB_CONCURRENCY too).
+    REQUEST_LOGS = env_bool("REQUEST_LOGS", False)
+    UPLOADS_DIR = os.environ.get("UPLOADS_DIR")
+    WEB_CONCURRENCY = env_int("WEB_CONCURRENCY", 1)
+    # Reverse proxies in front of the app whose X-Forwarded-For/-Proto are believed.
+    TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0)
+
 
 class DevelopmentConfig(BaseConfig):
     """The embedded default: SQLite and files in the instance folder, nothing else to run."""
@@ -126,6 +135,16 @@ class ProductionConfig(BaseConfig):
     REMEMBER_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
     SEND_HSTS = env_bool("SEND_HSTS", True)
     PREFERRED_URL_SCHEME = "https"
+    REQUEST_LOGS = env_bool("REQUEST_LOGS", True)
+    # Flask answers only for these hosts: BASE_URL's, plus any listed in TRUSTED_HOSTS.
+    TRUSTED_HOSTS = [
+        host
+        for host in [
+            urlsplit(BaseConfig.BASE_URL).hostname,
+            *os.environ.get("TRUSTED_HOSTS", "").split(","),
+        ]
+        if host and host.strip()
+    ]
 
 
 CONFIGS: dict[str, type[BaseConfig]] = {

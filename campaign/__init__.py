@@ -9,10 +9,12 @@ from __future__ import annotations
 import inspect
 import os
 import secrets
+import sys
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, render_template, request
+from flask.globals import request_ctx
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
@@ -100,8 +102,14 @@ def _check_settings(app: Flask) -> None:
             + ", ".join(env_names.get(name, name) for name in missing)
             + " in the environment (see README, 'Configuration')."
         )
-    if app.config["ENV_NAME"] == "production" and len(app.config["SECRET_KEY"]) < 32:
-        raise RuntimeError("SECRET_KEY must be at least 32 characters in production.")
+    if app.config["ENV_NAME"] == "production":
+        from campaign.ops.checks import startup_problems
+
+        problems = startup_problems(app.config)
+        if problems and not _running_flask_check():
+            raise RuntimeError(
+                "Campaign cannot start in production:\n  - " + "\n  - ".join(problems)
+            )
     app.config["SQLALCHEMY_ENGINES"] = {
         "default": {
             "url": app.config["SQLALCHEMY_DATABASE_URI"],
@@ -109,6 +117,19 @@ def _check_settings(app: Flask) -> None:
         }
     }
     app.debug = app.debug and app.config["ENV_NAME"] != "production"
+
+
+def _running_flask_check() -> bool:
+    """``flask check`` must report on a configuration the app would refuse to start with."""
+    if Path(sys.argv[0]).name != "flask":
+        return False
+    args = iter(sys.argv[1:])
+    for arg in args:
+        if arg in ("--app", "-A", "--env-file", "-e"):
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg == "check"
+    return False
 
 
 def _init_extensions(app: Flask) -> None:
@@ -191,6 +212,12 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(mailing_bp)
     app.register_blueprint(actions_bp)
 
+    from campaign.ops.logs import init_request_logs
+    from campaign.ops.views import bp as ops_bp
+
+    app.register_blueprint(ops_bp)
+    init_request_logs(app)
+
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -249,8 +276,11 @@ ERROR_TEXT = {
 
 
 def _register_error_pages(app: Flask) -> None:
-    def render_error(code: int, detail: str | None = None) -> tuple[str, int]:
+    def render_error(code: int, detail: str | None = None) -> Any:
         title, text = ERROR_TEXT.get(code, ERROR_TEXT[400])
+        if request_ctx.url_adapter is None:
+            # A request for a host we do not serve: no URL can be built, so no page.
+            return app.response_class(f"{code} {title}\n", code, mimetype="text/plain")
         return render_template(
             "errors/error.html", code=code, title=_(title), text=detail or _(text)
         ), code

@@ -24,6 +24,10 @@ def register_cli(app: Flask) -> None:
     from campaign.mailing.cli import mailing_cli
 
     app.cli.add_command(mailing_cli)
+    from campaign.ops.cli import COMMANDS as ops_commands
+
+    for command in ops_commands:
+        app.cli.add_command(command)
 
 
 @click.group("db", help="Database schema: upgrade, downgrade, revision, check.")

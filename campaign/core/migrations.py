@@ -41,3 +41,16 @@ def drift() -> list:
             connection, opts={"compare_type": True, "render_as_batch": True}
         )
         return compare_metadata(context, metadata)
+
+
+def head_revision() -> str | None:
+    """The newest revision the code knows."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision() -> str | None:
+    """The revision the database is at (None for an empty database)."""
+    with db.engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()

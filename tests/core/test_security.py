@@ -67,13 +67,16 @@ def test_production_settings_are_strict(monkeypatch, tmp_path):
     monkeypatch.setattr("config.ProductionConfig.SQLALCHEMY_DATABASE_URI",
                         f"sqlite:///{tmp_path / 'p.db'}")  # fmt: skip
     monkeypatch.setattr("config.ProductionConfig.ENCRYPTION_KEYS", "k1:" + "A" * 43)
+    monkeypatch.setattr("config.ProductionConfig.CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
     app = create_app("production")
     assert not app.debug
     assert app.config["SESSION_COOKIE_SECURE"] and app.config["REMEMBER_COOKIE_SECURE"]
     assert app.config["SESSION_COOKIE_HTTPONLY"] and app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
     assert app.config["DEV_OUTBOX_PAGE"] is False
-    response = app.test_client().get("/login")
+    response = app.test_client().get("/login", headers={"Host": "127.0.0.1:5000"})
     assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+    # A Host that BASE_URL does not name is refused before any view runs.
+    assert app.test_client().get("/login", headers={"Host": "evil.example"}).status_code == 400
 
 
 def test_development_keeps_its_generated_secret(tmp_path, monkeypatch):
