@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import secrets
+import socket
 import sys
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
@@ -116,6 +118,12 @@ def demo_command() -> None:
     click.echo(summary.describe())
 
 
+def _port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host, port)) == 0
+
+
 @click.command("quickstart")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True)
@@ -123,6 +131,7 @@ def demo_command() -> None:
 @with_appcontext
 def quickstart_command(host: str, port: int, no_serve: bool) -> None:
     """Embedded default in one step: migrate, load demo data, print logins, serve."""
+    from campaign import _instance_secret
     from campaign.accounts.services import create_admin
     from campaign.core import migrations
     from campaign.core.outbox import mail_file_dir
@@ -130,9 +139,16 @@ def quickstart_command(host: str, port: int, no_serve: bool) -> None:
 
     if current_app.config["ENV_NAME"] == "production":
         raise click.ClickException("quickstart is for the embedded default, not production.")
+    if not no_serve and _port_in_use(host, port):
+        raise click.ClickException(
+            f"Something is already listening on {host}:{port} (an earlier quickstart?). "
+            f"Stop it, or choose another port with --port."
+        )
     migrations.upgrade("head")
     summary = load_demo()
-    admin_password = secrets.token_urlsafe(12)
+    # Made once and kept in the instance folder, so the login stays the same between runs.
+    password_file = Path(current_app.instance_path) / "demo_admin_password"
+    admin_password = _instance_secret(password_file, secrets.token_urlsafe(12))
     create_admin(DEMO_ADMIN_EMAIL, admin_password)
     _commit_and_dispatch()
     base = f"http://{host}:{port}"
@@ -142,7 +158,7 @@ def quickstart_command(host: str, port: int, no_serve: bool) -> None:
     click.echo(f"  Admin login:    {DEMO_ADMIN_EMAIL}  password: {admin_password}")
     click.echo(f"  Demo organiser: {summary.organiser_email}  password: {summary.password}")
     click.echo(f"  Mail outbox:    {base}/admin/outbox  (files in {mail_file_dir()})")
-    click.echo("The admin password is new each time quickstart runs.")
+    click.echo(f"The admin password is kept in {password_file}.")
     click.echo("")
     sys.stdout.flush()
     if not no_serve:
