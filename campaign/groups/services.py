@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from flask import current_app, url_for
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
+from sqlalchemy.orm import contains_eager
 
 from campaign.accounts.models import User
 from campaign.core import audit
@@ -51,6 +52,7 @@ def groups_of(user: User) -> list[Membership]:
         db.session.scalars(
             select(Membership)
             .join(Group)
+            .options(contains_eager(Membership.group))
             .where(Membership.user_id == user.id, Group.status != GroupStatus.REJECTED)
             .order_by(Group.name)
         )
