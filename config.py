@@ -63,6 +63,9 @@ class BaseConfig:
     # Background work. Without a broker, tasks run in-process after the commit.
     CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL")
     CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND")
+    # How often beat delivers due mail and queues due sends, and queues due reminders.
+    BEAT_DELIVERY_SECONDS = env_int("BEAT_DELIVERY_SECONDS", 60)
+    BEAT_REMINDER_SECONDS = env_int("BEAT_REMINDER_SECONDS", 300)
 
     # Sessions and cookies.
     SESSION_COOKIE_HTTPONLY = True

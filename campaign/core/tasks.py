@@ -30,9 +30,18 @@ def celery_init_app(app: Flask) -> Celery:
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
         beat_schedule={
-            "deliver-outbox": {"task": "campaign.deliver_outbox", "schedule": 60.0},
-            "send-due-mailings": {"task": "campaign.send_due_mailings", "schedule": 60.0},
-            "send-action-reminders": {"task": "campaign.send_action_reminders", "schedule": 300.0},
+            "deliver-outbox": {
+                "task": "campaign.deliver_outbox",
+                "schedule": float(app.config["BEAT_DELIVERY_SECONDS"]),
+            },
+            "send-due-mailings": {
+                "task": "campaign.send_due_mailings",
+                "schedule": float(app.config["BEAT_DELIVERY_SECONDS"]),
+            },
+            "send-action-reminders": {
+                "task": "campaign.send_action_reminders",
+                "schedule": float(app.config["BEAT_REMINDER_SECONDS"]),
+            },
         },
     )
     celery_app.set_default()
