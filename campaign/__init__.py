@@ -241,7 +241,9 @@ def _register_hooks(app: Flask) -> None:
     def _navigation() -> dict[str, Any]:
         from campaign.groups.services import groups_of
 
-        memberships = groups_of(current_user) if current_user.is_authenticated else []
+        # No current_user outside a request: mail rendered by a task or a command.
+        signed_in = bool(current_user) and current_user.is_authenticated
+        memberships = groups_of(current_user) if signed_in else []
         return {
             "nav_memberships": memberships,
             "site_name": app.config["SITE_NAME"],
