@@ -24,6 +24,29 @@ def env_int(name: str, default: int) -> int:
     return int(value) if value not in (None, "") else default
 
 
+def env_list(name: str) -> list[str]:
+    """A comma-separated setting as a list, blanks dropped."""
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
+def trusted_hosts(base_url: str | None, extra: list[str] | None = None) -> list[str]:
+    """The host names a request may name in ``Host``: ``BASE_URL``'s, then ``extra``.
+
+    Ports are not part of the check (Werkzeug ignores them); a leading dot allows every
+    subdomain, as in Werkzeug. A request naming any other host is refused with a 400.
+    """
+
+    hosts = [urlsplit(base_url or "").hostname or ""]
+    for item in extra or []:
+        host = item.strip().lower()
+        if not host or "/" in host or ":" in host or "@" in host:
+            raise RuntimeError(
+                f"TRUSTED_HOSTS lists host names only (no scheme, port or path): {item!r}"
+            )
+        hosts.append(host)
+    return list(dict.fromkeys(host for host in hosts if host))
+
+
 class BaseConfig:
     ENV_NAME = "base"
     SECRET_KEY = os.environ.get("SECRET_KEY")
@@ -33,8 +56,13 @@ class BaseConfig:
     SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
 
     SITE_NAME = os.environ.get("SITE_NAME", "Campaign")
-    # Used for links in emails sent from outside a request (tasks, CLI).
+    # Every emailed, exported or calendar link is built from this, never from the request
+    # (campaign.core.links.external_url). A path prefix ("https://x.org/campaign") is kept.
     BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:5000")
+    # Hosts a request may name besides BASE_URL's own (comma separated). In production
+    # create_app() always applies the list (BASE_URL's host first) as Flask's
+    # TRUSTED_HOSTS, so a request with any other Host is refused; elsewhere only when set.
+    TRUSTED_HOSTS: list[str] | None = env_list("TRUSTED_HOSTS") or None
     TIMEZONE = os.environ.get("TIMEZONE", "Europe/London")
 
     # Uploads and request bodies: Flask's default is unlimited.
@@ -139,15 +167,8 @@ class ProductionConfig(BaseConfig):
     SEND_HSTS = env_bool("SEND_HSTS", True)
     PREFERRED_URL_SCHEME = "https"
     REQUEST_LOGS = env_bool("REQUEST_LOGS", True)
-    # Flask answers only for these hosts: BASE_URL's, plus any listed in TRUSTED_HOSTS.
-    TRUSTED_HOSTS = [
-        host
-        for host in [
-            urlsplit(BaseConfig.BASE_URL).hostname,
-            *os.environ.get("TRUSTED_HOSTS", "").split(","),
-        ]
-        if host and host.strip()
-    ]
+    # Required: links in mail, and the hosts requests may name, come from it.
+    BASE_URL = os.environ.get("BASE_URL")
 
 
 CONFIGS: dict[str, type[BaseConfig]] = {

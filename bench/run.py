@@ -286,7 +286,7 @@ def query_counts(paths: dict[str, str]) -> dict[str, int]:
     from campaign import create_app
     from campaign.extensions import db
 
-    app = create_app("production", {"TRUSTED_HOSTS": None, "REQUEST_LOGS": False})
+    app = create_app("production", {"REQUEST_LOGS": False})
     counts: dict[str, int] = {}
     with app.app_context():
         seen = [0]
@@ -297,9 +297,10 @@ def query_counts(paths: dict[str, str]) -> dict[str, int]:
 
         client = app.test_client()
         for label, path in paths.items():
-            client.get(path)  # warm caches
+            base = app.config["BASE_URL"]
+            client.get(path, base_url=base)  # warm caches
             seen[0] = 0
-            client.get(path)
+            client.get(path, base_url=base)
             counts[label] = seen[0]
     return counts
 

@@ -13,13 +13,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, render_template, request
+from flask import Flask, Response, render_template, request
 from flask.globals import request_ctx
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, SecurityError
 from werkzeug.routing import IntegerConverter
 
 from config import config_for
@@ -90,9 +90,12 @@ def _instance_secret(path: Path, fresh: str) -> str:
 
 
 def _check_settings(app: Flask) -> None:
+    from campaign.core.links import BaseURLError, parse_base_url
+    from config import trusted_hosts
+
     missing = [
         name
-        for name in ("SECRET_KEY", "SQLALCHEMY_DATABASE_URI", "ENCRYPTION_KEYS")
+        for name in ("SECRET_KEY", "SQLALCHEMY_DATABASE_URI", "ENCRYPTION_KEYS", "BASE_URL")
         if not app.config.get(name)
     ]
     if missing:
@@ -110,6 +113,14 @@ def _check_settings(app: Flask) -> None:
             raise RuntimeError(
                 "Campaign cannot start in production:\n  - " + "\n  - ".join(problems)
             )
+    try:
+        parse_base_url(app.config["BASE_URL"])
+    except BaseURLError as exc:
+        raise RuntimeError(f"Campaign cannot start: {exc}.") from None
+    if app.config["ENV_NAME"] == "production" or app.config.get("TRUSTED_HOSTS"):
+        app.config["TRUSTED_HOSTS"] = trusted_hosts(
+            app.config["BASE_URL"], app.config.get("TRUSTED_HOSTS")
+        )
     app.config["SQLALCHEMY_ENGINES"] = {
         "default": {
             "url": app.config["SQLALCHEMY_DATABASE_URI"],
@@ -226,6 +237,7 @@ CSP = (
 
 
 def _register_hooks(app: Flask) -> None:
+    from campaign.core.links import external_url
     from campaign.core.outbox import dispatch_if_committed
     from campaign.core.permissions import enforce_login
     from campaign.core.text import local_time, render_markdown
@@ -249,12 +261,16 @@ def _register_hooks(app: Flask) -> None:
 
     app.jinja_env.filters["local_time"] = local_time
     app.jinja_env.filters["markdown"] = render_markdown
+    # Links meant to be shared or mailed come from BASE_URL, never the request's Host.
+    app.jinja_env.globals["external_url"] = external_url
 
     @app.context_processor
     def _navigation() -> dict[str, Any]:
         from campaign.groups.services import groups_of
 
-        memberships = groups_of(current_user) if current_user.is_authenticated else []
+        # No current_user outside a request: mail rendered by a task or a command.
+        signed_in = bool(current_user) and current_user.is_authenticated
+        memberships = groups_of(current_user) if signed_in else []
         return {
             "nav_memberships": memberships,
             "site_name": app.config["SITE_NAME"],
@@ -284,6 +300,14 @@ def _register_error_pages(app: Flask) -> None:
         return render_template(
             "errors/error.html", code=code, title=_(title), text=detail or _(text)
         ), code
+
+    @app.errorhandler(SecurityError)
+    def _untrusted_host(_exc: SecurityError) -> Response:
+        # A Host not in TRUSTED_HOSTS: Flask builds no URL adapter for it, so no page
+        # with links can be rendered. Plain words, and nothing from the request.
+        return Response(
+            _("This site does not answer to that host name."), 400, mimetype="text/plain"
+        )
 
     @app.errorhandler(CSRFError)
     def _csrf(_exc: CSRFError) -> tuple[str, int]:

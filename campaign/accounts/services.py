@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pyotp
-from flask import current_app, url_for
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
@@ -17,6 +17,7 @@ from campaign.accounts.models import User, new_session_token
 from campaign.core import audit
 from campaign.core.addresses import normalise_email
 from campaign.core.crypto import decrypt_field, encrypt_field, needs_rotation
+from campaign.core.links import external_url
 from campaign.core.models import utcnow
 from campaign.core.outbox import MailCategory, queue_email
 from campaign.core.passwords import hash_password, needs_rehash, verify_password
@@ -37,7 +38,7 @@ def user_by_session_token(token: str) -> User | None:
 
 
 def _external(endpoint: str, **values: object) -> str:
-    return url_for(endpoint, _external=True, **values)
+    return external_url(endpoint, **values)
 
 
 # --- registration and confirmation -------------------------------------------------

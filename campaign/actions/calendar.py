@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from flask import current_app, url_for
+from flask import current_app
 from flask_babel import gettext as _
 from icalendar import Calendar, Event
 
 from campaign.actions.models import Action, ActionStatus
+from campaign.core.links import external_url
 from campaign.core.models import utcnow
 
 
@@ -40,8 +41,7 @@ def _event(action: Action, *, with_place: bool) -> Event:
     event.add("summary", action.title)
     event.add("sequence", int(action.updated_at.timestamp()) // 60 % 2**31)
     event.add("status", "CANCELLED" if action.status == ActionStatus.CANCELLED else "CONFIRMED")
-    page = url_for("actions.public_action", slug=action.group.slug, action_id=action.id,
-                   _external=True)  # fmt: skip
+    page = external_url("actions.public_action", slug=action.group.slug, action_id=action.id)
     event.add("url", page)
     description = action.description
     if with_place:

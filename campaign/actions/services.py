@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from flask import url_for
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
@@ -21,6 +20,7 @@ from campaign.actions.calendar import action_ics
 from campaign.actions.models import Action, ActionSignup, ActionStatus, SignupStatus
 from campaign.core import audit
 from campaign.core.addresses import normalise_email
+from campaign.core.links import external_url
 from campaign.core.models import utcnow
 from campaign.core.outbox import MailCategory, queue_email
 from campaign.core.tokens import TokenError, make_token, read_token
@@ -108,7 +108,7 @@ def _lock(action: Action) -> Action:
 
 def _manage_url(signup: ActionSignup) -> str:
     token = make_token("signup", {"s": signup.id, "v": signup.version})
-    return url_for("actions.manage_signup", token=token, _external=True)
+    return external_url("actions.manage_signup", token=token)
 
 
 def signup_from_token(token: str) -> ActionSignup:

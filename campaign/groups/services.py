@@ -11,7 +11,7 @@ import unicodedata
 from datetime import timedelta
 
 import sqlalchemy as sa
-from flask import current_app, url_for
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import contains_eager
@@ -19,6 +19,7 @@ from sqlalchemy.orm import contains_eager
 from campaign.accounts.models import User
 from campaign.core import audit
 from campaign.core.addresses import normalise_email
+from campaign.core.links import external_url
 from campaign.core.models import utcnow
 from campaign.core.outbox import MailCategory, queue_email
 from campaign.core.tokens import random_token, token_digest
@@ -80,7 +81,7 @@ def apply_for_group(
         queue_email(
             admin_email,
             "group_applied",
-            review_url=url_for("groups.admin_applications", _external=True),
+            review_url=external_url("groups.admin_applications"),
         )
     db.session.flush()
     return group
@@ -104,7 +105,7 @@ def decide_application(admin: User, group: Group, *, approve: bool, note: str = 
             "group_approved" if approve else "group_rejected",
             group=group,
             note=note,
-            group_url=url_for("groups.dashboard", slug=group.slug, _external=True),
+            group_url=external_url("groups.dashboard", slug=group.slug),
         )
     return group
 
@@ -262,7 +263,7 @@ def invite(actor: User, group: Group, email: str, role: Role) -> Invitation:
         group_id=group.id,
         group=group,
         role=role,
-        accept_url=url_for("groups.invitation", token=token, _external=True),
+        accept_url=external_url("groups.invitation", token=token),
         days=current_app.config["INVITATION_DAYS"],
     )
     if sent is None:

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from flask import current_app, has_request_context, render_template, url_for
+from flask import current_app, has_request_context, render_template
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
@@ -34,6 +34,7 @@ from sqlalchemy import select
 
 from campaign.accounts.models import User
 from campaign.core import audit
+from campaign.core.links import external_url
 from campaign.core.models import utcnow
 from campaign.core.outbox import (
     MailCategory,
@@ -185,8 +186,7 @@ def mail_link_context() -> Iterator[None]:
 
 def unsubscribe_url(token: str) -> str:
     """The public unsubscribe page for a token, as an absolute URL."""
-    with mail_link_context():
-        return url_for("mailing.unsubscribe", token=token, _external=True)
+    return external_url("mailing.unsubscribe", token=token)
 
 
 def _sender_domain() -> str:

@@ -11,7 +11,6 @@ import io
 from typing import Any
 
 import sqlalchemy as sa
-from flask import url_for
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
@@ -19,6 +18,7 @@ from campaign.accounts.models import User
 from campaign.core import audit
 from campaign.core.addresses import normalise_email
 from campaign.core.csvsafe import csv_safe
+from campaign.core.links import external_url
 from campaign.core.models import utcnow
 from campaign.core.outbox import MailCategory, OutboxMessage, OutboxStatus, queue_email
 from campaign.core.tokens import TokenError, fingerprint, make_token, read_token
@@ -178,8 +178,8 @@ def request_subscription(
         category=MailCategory.STRANGER,
         group_id=group.id,
         group=group,
-        confirm_url=url_for(
-            "people.confirm_subscription", token=_subscription_token(supporter), _external=True
+        confirm_url=external_url(
+            "people.confirm_subscription", token=_subscription_token(supporter)
         ),
     )
     return supporter

@@ -136,6 +136,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     thread = threading.Thread(target=server.serve_forever, name="e2e-live-server", daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{server.server_port}"
+    app.config["BASE_URL"] = url  # mailed links lead back to this server (rule 13)
     try:
         yield LiveServer(url=url, app=app, mail_dir=mail_dir, mailbox=Mailbox(mail_dir))
     finally:
