@@ -94,6 +94,7 @@ def production_app(tmp_path, **settings):
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'p.db'}",
         "BASE_URL": "https://campaign.example.org",
         "RATELIMIT_ENABLED": False,
+        "CELERY_BROKER_URL": "redis://127.0.0.1:1/0",
     }
     return create_app("production", config | settings)
 
