@@ -63,6 +63,8 @@ class Action(TimestampedModel):
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     reminder_hours: Mapped[int] = mapped_column(default=24)
+    # The organiser's choice: group volunteers may run door check-in for this action.
+    volunteers_check_in: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
     group: Mapped[Group] = relationship()
 

@@ -1,4 +1,4 @@
-"""phone numbers and access needs sealed at rest
+"""phone numbers and access needs sealed at rest; volunteers at the door
 
 Revision ID: 0012_encrypted_fields_door
 Revises: 0005_actions_signups
@@ -9,6 +9,9 @@ plaintext value is sealed with the app's ENCRYPTION_KEYS (core.crypto: AES-GCM, 
 table, column and row id as associated data). The migration runs inside the app
 (core/migrations.py and env.py), so it reads the same keys as the app. Downgrading
 opens the values again before the columns narrow.
+
+``actions.volunteers_check_in``: the organiser's choice that group volunteers may run
+door check-in for an action (off for every existing action).
 """
 
 from alembic import op
@@ -56,6 +59,9 @@ def _convert(table_name: str, column_name: str, change) -> None:
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('actions', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('volunteers_check_in', sa.Boolean(),
+                                      server_default=sa.false(), nullable=False))
     for table_name, column_name, length in SEALED:
         with op.batch_alter_table(table_name, schema=None) as batch_op:
             batch_op.alter_column(column_name, existing_type=sa.String(length=length),
@@ -77,3 +83,5 @@ def downgrade() -> None:
         with op.batch_alter_table(table_name, schema=None) as batch_op:
             batch_op.alter_column(column_name, existing_type=sa.Text(),
                                   type_=sa.String(length=length), existing_nullable=False)
+    with op.batch_alter_table('actions', schema=None) as batch_op:
+        batch_op.drop_column('volunteers_check_in')
