@@ -191,10 +191,14 @@ def crypto_cli() -> None:
 @crypto_cli.command("rotate")
 @with_appcontext
 def crypto_rotate() -> None:
-    """Re-encrypt every stored secret with the first key of ENCRYPTION_KEYS."""
+    """Re-encrypt every stored secret and sealed field with the first key of ENCRYPTION_KEYS."""
+    import campaign.models  # noqa: F401 - every model with a sealed field is registered
     from campaign.accounts.services import reencrypt_secrets
+    from campaign.core.crypto import reseal_stored_fields
 
     count = reencrypt_secrets()
+    db.session.commit()
+    count += reseal_stored_fields()
     db.session.commit()
     click.echo(f"{count} value(s) re-encrypted with the current key.")
 

@@ -144,6 +144,14 @@ class ActionForm(FlaskForm):
         description=_l("Leave empty for no limit. When it is full, people join a waitlist."),
         validators=[Capacity()],
     )
+    volunteers_check_in = BooleanField(
+        _l("Volunteers can run door check-in for this action"),
+        description=_l(
+            "Members with the volunteer or caseworker role can then open the check-in list "
+            "(names and access needs, never addresses or phone numbers), mark people as "
+            "here and add walk-ins. Organisers always can."
+        ),
+    )
     reminder_hours = IntegerField(
         _l("Send a reminder this many hours before"),
         default=24,
@@ -217,6 +225,7 @@ class ActionForm(FlaskForm):
             "accessibility": self.accessibility.data or "",
             "capacity": getattr(self.capacity, "places", None),
             "reminder_hours": self.reminder_hours.data,
+            "volunteers_check_in": bool(self.volunteers_check_in.data),
         }
 
 

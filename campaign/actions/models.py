@@ -8,6 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from campaign.core.crypto import SealedText
 from campaign.core.models import TimestampedModel, UTCDateTime
 from campaign.groups.models import Group
 
@@ -62,6 +63,8 @@ class Action(TimestampedModel):
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     reminder_hours: Mapped[int] = mapped_column(default=24)
+    # The organiser's choice: group volunteers may run door check-in for this action.
+    volunteers_check_in: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
     group: Mapped[Group] = relationship()
 
@@ -83,8 +86,12 @@ class ActionSignup(TimestampedModel):
     )
     email: Mapped[str] = mapped_column(sa.String(320))
     name: Mapped[str] = mapped_column(sa.String(120), default="")
-    phone: Mapped[str] = mapped_column(sa.String(40), default="")
-    access_needs: Mapped[str] = mapped_column(sa.String(1000), default="")
+    # Health and contact details: AES-GCM sealed at rest (core.crypto); read and written
+    # as plaintext through ``phone`` and ``access_needs``.
+    phone_sealed: Mapped[str] = mapped_column("phone", sa.Text, default="")
+    access_needs_sealed: Mapped[str] = mapped_column("access_needs", sa.Text, default="")
+    phone = SealedText("phone_sealed", column="phone")
+    access_needs = SealedText("access_needs_sealed", column="access_needs")
     status: Mapped[str] = mapped_column(sa.String(20), default=SignupStatus.CONFIRMED)
     # Bumped on every change, so an emailed cancel/change link works for one state only.
     version: Mapped[int] = mapped_column(default=0)

@@ -13,7 +13,7 @@ to organisers as "no email".
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
@@ -67,7 +67,7 @@ def local_to_utc(day: date, at: time, zone_name: str) -> datetime:
 ACTION_FIELDS = (
     "title", "kind", "description", "starts_at", "ends_at", "is_online", "online_url",
     "place_name", "address", "area", "place_public", "accessibility", "capacity",
-    "reminder_hours",
+    "reminder_hours", "volunteers_check_in",
 )  # fmt: skip
 
 
@@ -85,6 +85,27 @@ def list_actions(group: Group) -> list[Action]:
         .order_by(Action.starts_at.desc(), Action.id.desc())
     ).all()
     return [*upcoming, *past]
+
+
+def volunteers_may_check_in(action: Action) -> bool:
+    """Whether the organiser opened this action's door check-in to volunteers."""
+    return action.volunteers_check_in and action.status == ActionStatus.PUBLISHED
+
+
+def door_actions(group: Group) -> list[Action]:
+    """Published actions whose door volunteers may run: not ended more than a day ago."""
+    return list(
+        db.session.scalars(
+            select(Action)
+            .where(
+                Action.group_id == group.id,
+                Action.status == ActionStatus.PUBLISHED,
+                Action.volunteers_check_in.is_(True),
+                Action.ends_at >= utcnow() - timedelta(days=1),
+            )
+            .order_by(Action.starts_at, Action.id)
+        )
+    )
 
 
 def status_counts(group: Group, action_ids: list[int]) -> dict[int, dict[str, int]]:

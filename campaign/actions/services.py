@@ -26,6 +26,7 @@ from campaign.core.outbox import MailCategory, queue_email
 from campaign.core.tokens import TokenError, make_token, read_token
 from campaign.extensions import db
 from campaign.groups.models import Group
+from campaign.people.models import Supporter
 from campaign.people.services import request_subscription, upsert_supporter
 
 MANAGE_LINK_MAX_AGE = 400 * 24 * 3600  # links keep working until well after the action
@@ -169,10 +170,10 @@ def sign_up(
         source=f"action:{action.id}",
     )  # fmt: skip
     if signup is not None and signup.status != SignupStatus.CANCELLED:
-        for field, value in (("name", name), ("phone", phone), ("access_needs", access_needs)):
-            if value:
-                setattr(signup, field, value)
-        signup.version += 1
+        # Anyone can type anyone's address: only empty details are filled in. The person
+        # changes their details through the link emailed to them (change_details).
+        if _fill_empty(signup, name=name, phone=phone, access_needs=access_needs):
+            signup.version += 1
         outcome = "updated"
     else:
         # Count the places before this row exists (a pending new row would count itself).
@@ -184,7 +185,10 @@ def sign_up(
             )
             db.session.add(signup)
         signup.status = status
-        signup.name, signup.phone, signup.access_needs = name, phone, access_needs
+        if signup.id is None:
+            signup.name, signup.phone, signup.access_needs = name, phone, access_needs
+        else:  # a cancelled sign-up taken up again keeps what the person gave before
+            _fill_empty(signup, name=name, phone=phone, access_needs=access_needs)
         signup.cancelled_at = None
         signup.version += 1
         outcome = status.value
@@ -197,10 +201,27 @@ def sign_up(
     return SignupResult(signup=signup, outcome=outcome)
 
 
+def _fill_empty(signup: ActionSignup, **details: str) -> bool:
+    """Fill the sign-up's empty details from a public form; True when one was filled."""
+    filled = False
+    for field, value in details.items():
+        if value and not getattr(signup, field):
+            setattr(signup, field, value)
+            filled = True
+    return filled
+
+
 def change_details(signup: ActionSignup, *, name: str, phone: str, access_needs: str) -> None:
     """The person corrects their details from their link. Older links stop working, so
-    a fresh one is emailed (a link in the inbox must keep leading to the place)."""
+    a fresh one is emailed (a link in the inbox must keep leading to the place).
+
+    The link proves the person holds the address, so the first name their group's
+    mail greets them with follows the new name too.
+    """
     signup.name, signup.phone, signup.access_needs = name, phone, access_needs
+    supporter = db.session.get(Supporter, signup.supporter_id) if signup.supporter_id else None
+    if supporter is not None and supporter.erased_at is None and name.strip():
+        supporter.first_name = name.split()[0][:80]
     signup.version += 1
     db.session.flush()
     _mail(signup, "action_signup", MailCategory.TRANSACTIONAL, outcome="updated")

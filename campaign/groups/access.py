@@ -35,6 +35,11 @@ class GroupAccess:
     def is_organiser(self) -> bool:
         return self.role >= Role.ORGANISER
 
+    @property
+    def is_volunteer(self) -> bool:
+        """Volunteer or higher: may run door check-in where the organiser allows it."""
+        return self.role >= Role.VOLUNTEER
+
 
 def membership_of(user_id: int, group_id: int) -> Membership | None:
     return db.session.scalar(

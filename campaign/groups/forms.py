@@ -18,9 +18,10 @@ ROLE_CHOICES = [
     SelectChoice(Role.ORGANISER.value, _l("Organiser")),
 ]
 ROLE_HINT = _l(
-    "Members see the group's own pages. Volunteers also take shifts on rotas. "
-    "Caseworkers also keep cases (with two-factor login). Organisers run the group, "
-    "its people and its mail."
+    "Members see the group's page for members and can leave the group. Volunteers can "
+    "also run door check-in at actions whose organiser allows it. Caseworkers can do what "
+    "volunteers do; casework (with two-factor login) is not open yet. Organisers run the "
+    "group: members, supporters, mail and actions."
 )
 
 
@@ -65,7 +66,8 @@ class GroupDetailsForm(FlaskForm):
 
 class GroupSettingsForm(GroupDetailsForm):
     require_caseworker_2fa = BooleanField(
-        _l("Caseworkers must use two-factor authentication to open casework")
+        _l("Caseworkers must use two-factor authentication to open casework"),
+        description=_l("Casework pages are not open yet; this applies from the day they are."),
     )
 
 

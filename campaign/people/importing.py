@@ -268,8 +268,11 @@ def _write_chunk(
     now = utcnow()
     subscribe = bool(consent_statement)
 
-    # Known addresses: fill in details, never blank one.
-    updates = [{"id": ids[email], "updated_at": now, **merged[email].details} for email in statuses]
+    # Known addresses: fill in details, never blank one. The phone is sealed with its row id.
+    updates = [
+        _sealed({"id": ids[email], "updated_at": now, **merged[email].details})
+        for email in statuses
+    ]
     if updates:
         db.session.execute(
             sa.update(Supporter).execution_options(synchronize_session=False), updates
@@ -282,7 +285,7 @@ def _write_chunk(
             "group_id": group.id, "email": email, "source": source[:120],
             "first_name": r.details.get("first_name", ""),
             "last_name": r.details.get("last_name", ""),
-            "phone": r.details.get("phone", ""),
+            "phone_sealed": "",  # sealed below, once the row has its id
             "postcode": r.details.get("postcode", ""),
             "updates_status": UpdatesStatus.NONE, "consent_version": 0,
             "created_at": now, "updated_at": now,
@@ -296,8 +299,17 @@ def _write_chunk(
             ),
             new_rows,
         )
+        phones = []
         for supporter_id, email in returned:
             ids[email] = supporter_id
+            if merged[email].details.get("phone"):
+                phones.append(
+                    _sealed({"id": supporter_id, "phone": merged[email].details["phone"]})
+                )
+        if phones:
+            db.session.execute(
+                sa.update(Supporter).execution_options(synchronize_session=False), phones
+            )
     report.created += len(new_rows)
 
     _link_tags(group, merged, ids, tag_ids)
@@ -313,6 +325,13 @@ def _write_chunk(
         _subscribe(group, actor, eligible, ids, consent_statement, source, now)
         report.subscribed += len(eligible)
     db.session.flush()
+
+
+def _sealed(values: dict) -> dict:
+    """Bulk-update parameters with a plaintext ``phone`` turned into its stored form."""
+    if "phone" in values:
+        values["phone_sealed"] = Supporter.phone.seal(values.pop("phone"), values["id"])
+    return values
 
 
 def _link_tags(

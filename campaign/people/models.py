@@ -13,6 +13,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from campaign.core.crypto import SealedText
 from campaign.core.models import Base, TimestampedModel, UTCDateTime
 from campaign.groups.models import Group
 
@@ -71,7 +72,9 @@ class Supporter(TimestampedModel):
     email: Mapped[str] = mapped_column(sa.String(320))
     first_name: Mapped[str] = mapped_column(sa.String(80), default="")
     last_name: Mapped[str] = mapped_column(sa.String(80), default="")
-    phone: Mapped[str] = mapped_column(sa.String(40), default="")
+    # Sealed at rest (core.crypto); read and written as plaintext through ``phone``.
+    phone_sealed: Mapped[str] = mapped_column("phone", sa.Text, default="")
+    phone = SealedText("phone_sealed", column="phone")
     postcode: Mapped[str] = mapped_column(sa.String(10), default="")
     # Where the row came from first: "subscribe-form", "import:<file>", "organiser"...
     source: Mapped[str] = mapped_column(sa.String(120), default="")

@@ -82,11 +82,15 @@ def upsert_supporter(
     phone: str = "",
     postcode: str = "",
     source: str = "",
+    replace: bool = False,
 ) -> tuple[Supporter, bool]:
-    """Find or create the supporter for an address; new non-empty details win.
+    """Find or create the supporter for an address.
 
-    Returns ``(supporter, created)``. A second sign-up updates the row, never
-    duplicates it, and never blanks a detail the person gave before.
+    Returns ``(supporter, created)``. A second sign-up finds the row, never duplicates
+    it, and never blanks a detail the person gave before. From a public form
+    (``replace=False``) a known person's details are only filled where empty: anyone
+    can type anyone's address, so a stranger must not rename them or change their
+    phone. An organiser (``replace=True``) may overwrite them with new non-empty values.
     """
     email = normalise_email(email)
     supporter = find_supporter(group, email)
@@ -97,8 +101,9 @@ def upsert_supporter(
     details = {"first_name": first_name, "last_name": last_name, "phone": phone}
     details["postcode"] = postcode.upper().strip()
     for name, value in details.items():
-        if value:
-            setattr(supporter, name, value.strip())
+        value = value.strip()
+        if value and (replace or created or not getattr(supporter, name)):
+            setattr(supporter, name, value)
     db.session.flush()
     return supporter, created
 
@@ -556,6 +561,7 @@ def add_supporter(
         phone=phone,
         postcode=postcode,
         source="organiser",
+        replace=True,
     )
     for tag in tags_named(group, tag_names):
         if tag not in supporter.tags:
@@ -705,7 +711,7 @@ def supporters_csv(actor: User, group: Group, query: sa.Select) -> tuple[str, in
         Supporter.email,
         Supporter.first_name,
         Supporter.last_name,
-        Supporter.phone,
+        Supporter.phone_sealed,
         Supporter.postcode,
         Supporter.updates_status,
         Supporter.source,
@@ -732,7 +738,7 @@ def supporters_csv(actor: User, group: Group, query: sa.Select) -> tuple[str, in
                     csv_safe(row.email),
                     csv_safe(row.first_name),
                     csv_safe(row.last_name),
-                    csv_safe(row.phone),
+                    csv_safe(Supporter.phone.open(row.phone_sealed, row.id)),
                     csv_safe(row.postcode),
                     csv_safe(";".join(tags.get(row.id, []))),
                     row.updates_status,

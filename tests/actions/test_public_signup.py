@@ -63,13 +63,13 @@ def test_sign_up_update_waitlist_cancel_and_promotion(client, group):
     assert "check your email" in page.get_data(as_text=True)
     assert mail_to("ana@example.org")[-1].subject.startswith("You are signed up")
 
-    # The same address again updates the one sign-up.
+    # The same address again finds the one sign-up and only fills its empty details.
     again = _sign(client, action, "ANA@example.org", name="Ana S", access_needs="Step-free")
     # The page is the same as for a first sign-up: it reveals nothing about the address.
     assert again.headers["Location"] == response.headers["Location"]
     [signup] = _signups(action)
     assert (signup.name, signup.access_needs, signup.phone) == (
-        "Ana S",
+        "Ana Silva",
         "Step-free",
         "0770 900 123",
     )

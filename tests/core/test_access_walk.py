@@ -315,3 +315,85 @@ def test_admin_pages_are_hidden_from_organisers(client, make, two_groups):
         data={"decision": "approve", "csrf_token": csrf_token(client)},
     )
     assert response.status_code == 404
+
+
+# --- same group, lower roles --------------------------------------------------------------------
+#
+# What a member and a volunteer of group A may open, on purpose. Everything else of the
+# group's must be a 403 or a 404 for them and change nothing. Volunteers run door
+# check-in only for an action whose organiser chose "volunteers can run door check-in"
+# (on for Action A here; tests/actions/test_door_volunteers.py covers it off).
+MEMBER_MAY_OPEN = {("groups.dashboard", "GET"), ("groups.leave", "POST")}
+VOLUNTEER_MAY_OPEN = MEMBER_MAY_OPEN | {
+    ("actions.door_list", "GET"),
+    ("actions.check_in", "GET"),
+    ("actions.mark_attended", "POST"),
+    ("actions.add_walk_in", "POST"),
+}
+
+
+@pytest.fixture
+def lower_roles(make, two_groups):
+    data = two_groups
+    member = make.user("plain-member-a@example.org")
+    volunteer = make.user("volunteer-a@example.org")
+    make.member(data["group_a"], member, Role.MEMBER)
+    make.member(data["group_a"], volunteer, Role.VOLUNTEER)
+    action = db.session.get(Action, data["action_a"].id)
+    action.volunteers_check_in = True
+    db.session.commit()
+    return data | {"member": member, "volunteer": volunteer}
+
+
+def test_the_allow_lists_name_real_routes(app):
+    routes = {(rule.endpoint, m) for rule in _group_rules(app) for m in rule.methods}
+    assert routes >= VOLUNTEER_MAY_OPEN
+
+
+@pytest.mark.parametrize(
+    ("who", "allowed"), [("member", MEMBER_MAY_OPEN), ("volunteer", VOLUNTEER_MAY_OPEN)]
+)
+def test_lower_roles_open_only_their_allow_list(app, lower_roles, who, allowed):
+    data = lower_roles
+    client = app.test_client()
+    login(client, data[who])
+    before = _state(data)
+    refused = 0
+    for rule in _group_rules(app):
+        if rule.endpoint in PUBLIC_GROUP_ENDPOINTS:
+            continue
+        url = _url_for_group_a(rule, data)
+        for method in sorted(rule.methods & {"GET", "POST"}):
+            if (rule.endpoint, method) in allowed:
+                continue
+            if method == "GET":
+                response = client.get(url)
+            else:
+                form = _forbidden_form(rule) | {"csrf_token": csrf_token(client)}
+                response = client.post(url, data=form)
+            assert response.status_code in (403, 404), (who, rule.endpoint, method,
+                                                        response.status_code)  # fmt: skip
+            body = response.get_data(as_text=True)
+            for secret in ("secret-member-a@example.org", "secret-supporter-a@example.org",
+                           "secret-signup-a@example.org", "Hidden Name"):  # fmt: skip
+                assert secret not in body, (who, rule.endpoint)
+            refused += 1
+    assert refused >= 40
+    assert _state(data) == before
+
+    # What the role may open answers, and never shows an address of the group's people.
+    rules = {rule.endpoint: rule for rule in _group_rules(app)}
+    for endpoint, method in sorted(allowed - {("groups.leave", "POST")}):
+        url = _url_for_group_a(rules[endpoint], data)
+        if method == "GET":
+            response = client.get(url)
+            assert response.status_code == 200, (who, endpoint)
+        else:
+            form = _forbidden_form(rules[endpoint]) | {"csrf_token": csrf_token(client)}
+            response = client.post(url, data=form)
+            assert response.status_code == 302, (who, endpoint, response.status_code)
+        body = response.get_data(as_text=True)
+        assert "secret-signup-a@example.org" not in body and "secret-member-a" not in body
+    left = client.post(f"/g/{data['group_a'].slug}/leave", data={"csrf_token": csrf_token(client)})
+    assert left.status_code == 302
+    assert client.get(f"/g/{data['group_a'].slug}/dashboard").status_code == 404

@@ -2,7 +2,9 @@
 and its CSV, check-in on the day with walk-ins, and a message to the people coming.
 
 Every view starts with ``load_group(slug, role=Role.ORGANISER)`` and finds the action
-among that group's only, so another group's ids are a 404.
+among that group's only, so another group's ids are a 404. Door check-in (the list,
+"Here" and walk-ins) loads with ``role=Role.VOLUNTEER`` and then checks that the
+organiser opened this action's door to volunteers (``_load_door``).
 """
 
 from __future__ import annotations
@@ -58,6 +60,18 @@ def _load(slug: str, action_id: int) -> tuple[GroupAccess, Action]:
     return access, action
 
 
+def _load_door(slug: str, action_id: int) -> tuple[GroupAccess, Action]:
+    """Door check-in: organisers always; volunteers and caseworkers only for an action
+    whose organiser chose "volunteers can run door check-in" (403 otherwise)."""
+    access = load_group(slug, role=Role.VOLUNTEER)
+    action = services.get_action(access.group, action_id)
+    if action is None:
+        abort(404)
+    if not access.is_organiser and not organising.volunteers_may_check_in(action):
+        abort(403)
+    return access, action
+
+
 def _labels() -> dict[str, object]:
     return {
         "kind_labels": KIND_LABELS,
@@ -98,6 +112,7 @@ def _fill_form_from(form: ActionForm, action: Action) -> None:
     form.accessibility.data = action.accessibility
     form.capacity.data = "" if action.capacity is None else str(action.capacity)
     form.reminder_hours.data = action.reminder_hours
+    form.volunteers_check_in.data = action.volunteers_check_in
 
 
 @bp.route("/g/<slug>/manage/actions/new", methods=["GET", "POST"])
@@ -283,6 +298,7 @@ def _render_check_in(
     return render_template(
         "actions/organiser_check_in.html",
         group=access.group,
+        access=access,
         action=action,
         people=organising.check_in_list(access.group, action),
         form=form,
@@ -290,17 +306,29 @@ def _render_check_in(
     ), status
 
 
+@bp.route("/g/<slug>/door")
+def door_list(slug: str) -> str:
+    """Volunteers (and organisers): the actions whose door check-in volunteers may run."""
+    access = load_group(slug, role=Role.VOLUNTEER)
+    return render_template(
+        "actions/door_list.html",
+        group=access.group,
+        access=access,
+        actions=organising.door_actions(access.group),
+    )
+
+
 @bp.route("/g/<slug>/manage/actions/<int:action_id>/check-in")
 def check_in(slug: str, action_id: int) -> tuple[str, int]:
-    """Organisers on the day: tap "Here" for each person; add walk-ins."""
-    access, action = _load(slug, action_id)
+    """On the day, at the door: tap "Here" for each person; add walk-ins."""
+    access, action = _load_door(slug, action_id)
     return _render_check_in(access, action, WalkInForm(formdata=None))
 
 
 @bp.route("/g/<slug>/manage/actions/<int:action_id>/check-in/<int:signup_id>", methods=["POST"])
 def mark_attended(slug: str, action_id: int, signup_id: int) -> Response:
-    """Organisers: mark someone as here, or undo it."""
-    access, action = _load(slug, action_id)
+    """At the door: mark someone as here, or undo it."""
+    access, action = _load_door(slug, action_id)
     signup = organising.get_signup(access.group, action, signup_id)
     if signup is None:
         abort(404)
@@ -323,8 +351,8 @@ def mark_attended(slug: str, action_id: int, signup_id: int) -> Response:
 
 @bp.route("/g/<slug>/manage/actions/<int:action_id>/check-in/walk-in", methods=["POST"])
 def add_walk_in(slug: str, action_id: int) -> Response | tuple[str, int]:
-    """Organisers: someone came without signing up."""
-    access, action = _load(slug, action_id)
+    """At the door: someone came without signing up."""
+    access, action = _load_door(slug, action_id)
     form = WalkInForm()
     if form.validate_on_submit():
         try:
