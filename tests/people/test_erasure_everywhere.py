@@ -243,3 +243,28 @@ def test_the_data_download_includes_sign_ups_and_mail(setting, client):
     assert signup["phone"] == PHONE and signup["status"] == "confirmed"
     assert {"Rally on Saturday"} <= {mail["subject"] for mail in data["emails"]}
     assert data["consent_history"][0]["wording"] == "Signed the sheet at the March public meeting"
+
+
+def test_a_sign_up_for_a_past_action_keeps_its_status_and_attendance(make, app):
+    group = make.group("Riverside Health Justice")
+    started = utcnow() - timedelta(days=3)
+    action = Action(group_id=group.id, title="March", status=ActionStatus.PUBLISHED,
+                    starts_at=started, ends_at=started + timedelta(hours=2),
+                    area="Riverside")  # fmt: skip
+    db.session.add(action)
+    db.session.flush()
+    supporter, _ = services.upsert_supporter(group, EMAIL, first_name=FIRST)
+    signup = ActionSignup(action_id=action.id, group_id=group.id, supporter_id=supporter.id,
+                          email=EMAIL.lower(), name=FIRST, phone=PHONE, access_needs=ACCESS_NEEDS,
+                          status=SignupStatus.CONFIRMED, checked_in_at=started)  # fmt: skip
+    db.session.add(signup)
+    db.session.commit()
+    with app.test_request_context():
+        services.erase_supporter(None, supporter)
+    db.session.commit()
+    db.session.refresh(signup)
+    assert signup.status == SignupStatus.CONFIRMED and signup.checked_in_at is not None
+    assert (signup.name, signup.phone, signup.access_needs) == ("", "", "")
+    assert signup.supporter_id is None and not signup.has_email
+    for needle in NEEDLES:
+        assert _found_anywhere(needle) == [], needle
