@@ -166,7 +166,6 @@ def request_subscription(
     Nothing marketing is sent before the link is clicked. The confirmation mail holds
     no text the visitor typed, and each address gets only a few such mails a day.
     """
-    forget_erasure(group.id, normalise_email(email))  # they asked themself: new consent
     supporter, _ = upsert_supporter(group, email, first_name=first_name, source=source)
     if supporter.updates_status == UpdatesStatus.SUBSCRIBED:
         return supporter
@@ -201,6 +200,9 @@ def check_subscription_token(token: str) -> Supporter:
 def confirm_subscription(token: str) -> Supporter:
     """The person clicked the link and pressed the button: now they are subscribed."""
     supporter = check_subscription_token(token)
+    # New consent from the owner of the address (the link proves it): if they once asked
+    # to be erased, imports and organisers may now add them again like anyone else.
+    forget_erasure(supporter.group_id, supporter.email)
     supporter.updates_status = UpdatesStatus.SUBSCRIBED
     supporter.updates_confirmed_at = utcnow()
     record_consent(supporter, ConsentAction.CONFIRMED, ConsentMethod.EMAIL_LINK)

@@ -152,3 +152,15 @@ def test_asking_without_the_csrf_token_is_refused(client, person):
     assert response.status_code == 400
     assert not [m for m in mail_to("nadia@example.org") if m.template == "data_access_link"]
     csrf_token(client)  # the page still works afterwards
+
+
+def test_after_unsubscribing_the_person_can_still_get_the_link_and_erase(client, person):
+    group, supporter, token = person
+    assert post(client, f"/unsubscribe/{token}").status_code == 302
+    assert db.session.get(Supporter, supporter.id).updates_status == UpdatesStatus.UNSUBSCRIBED
+    link = _ask_for_link(client, token)
+    assert post(client, f"{link}/erase").status_code == 200
+    assert db.session.get(Supporter, supporter.id).erased_at is not None
+    # The unsubscribe page now shows nothing of theirs and offers no data link.
+    page = client.get(f"/unsubscribe/{token}/preferences").get_data(as_text=True)
+    assert "Email me a link" not in page and "n•••@example.org" not in page
