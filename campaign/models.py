@@ -10,7 +10,7 @@ from campaign.core.models import Base
 from campaign.core.outbox import MailThrottle, OutboxMessage
 from campaign.groups.models import Group, Invitation, Membership
 from campaign.mailing.models import Mailing
-from campaign.people.models import ConsentRecord, Supporter, Suppression, Tag
+from campaign.people.models import ConsentRecord, ErasedAddress, Supporter, Suppression, Tag
 
 metadata = Base.metadata
 
@@ -20,6 +20,7 @@ __all__ = [
     "AuditEvent",
     "Base",
     "ConsentRecord",
+    "ErasedAddress",
     "Group",
     "Invitation",
     "MailThrottle",

@@ -14,6 +14,8 @@ from campaign.groups.models import Group
 
 # Walk-ins who give no address are stored under this reserved (RFC 2606) domain.
 WALK_IN_DOMAIN = "@walk-in.invalid"
+# What an erased sign-up's address becomes; never mailed either.
+ERASED_DOMAIN = "@erased.invalid"
 
 
 class ActionKind(enum.StrEnum):
@@ -73,6 +75,7 @@ class ActionSignup(TimestampedModel):
     """One person's sign-up for one action; no account needed. One row per address."""
 
     __tablename__ = "action_signups"
+    __personal_data__ = True
     __table_args__ = (
         sa.UniqueConstraint("action_id", "email"),
         sa.Index("ix_action_signups_queue", "action_id", "status", "id"),
@@ -104,5 +107,6 @@ class ActionSignup(TimestampedModel):
 
     @property
     def has_email(self) -> bool:
-        """False for a walk-in recorded without an address (a placeholder never mailed)."""
-        return not self.email.endswith(WALK_IN_DOMAIN)
+        """False for a walk-in recorded without an address or an erased sign-up
+        (placeholders, never mailed)."""
+        return not self.email.endswith((WALK_IN_DOMAIN, ERASED_DOMAIN))

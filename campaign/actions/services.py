@@ -26,6 +26,7 @@ from campaign.core.outbox import MailCategory, queue_email
 from campaign.core.tokens import TokenError, make_token, read_token
 from campaign.extensions import db
 from campaign.groups.models import Group
+from campaign.people.erasure import forget_erasure
 from campaign.people.models import Supporter
 from campaign.people.services import request_subscription, upsert_supporter
 
@@ -165,6 +166,7 @@ def sign_up(
     signup = db.session.scalar(
         select(ActionSignup).where(ActionSignup.action_id == action.id, ActionSignup.email == email)
     )
+    forget_erasure(action.group_id, email)  # the person signed up themself: new consent
     supporter, _ = upsert_supporter(
         action.group, email, first_name=name.split(" ")[0] if name else "",
         source=f"action:{action.id}",
@@ -338,3 +340,6 @@ def send_due_reminders(now: datetime | None = None) -> int:
             sent += 1
     db.session.flush()
     return sent
+
+
+from campaign.actions import erasure as _erasure  # noqa: E402, F401 - sign-ups take part in erasure

@@ -33,16 +33,22 @@ def record(
     actor_id: int | None = None,
     group_id: int | None = None,
     subject_user_id: int | None = None,
+    keep_ip: bool = True,
     **details: Any,
 ) -> AuditEvent:
-    """Add an audit row to the current transaction."""
+    """Add an audit row to the current transaction.
+
+    The client's IP address is kept for what users of the platform do. Pass
+    ``keep_ip=False`` when the person acting is a supporter using an emailed link (their
+    data download, their erasure): the log then says it happened, and nothing of theirs.
+    """
     row = AuditEvent(
         event=event,
         actor_id=actor_id,
         group_id=group_id,
         subject_user_id=subject_user_id,
         details=details,
-        ip_address=request.remote_addr if has_request_context() else None,
+        ip_address=request.remote_addr if keep_ip and has_request_context() else None,
     )
     db.session.add(row)
     return row

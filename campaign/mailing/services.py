@@ -41,9 +41,11 @@ from campaign.core.outbox import (
     OutboxMessage,
     OutboxStatus,
     PreparedEmail,
+    queue_email,
     queue_prepared,
 )
 from campaign.core.text import render_markdown
+from campaign.core.tokens import TokenError, fingerprint, make_token, read_token
 from campaign.extensions import db
 from campaign.groups.models import Group
 from campaign.mailing.models import Mailing, MailingStatus
@@ -61,6 +63,8 @@ from campaign.people.models import (
 from campaign.people.services import (
     PeopleError,
     count_recipients,
+    erase_supporter,
+    export_supporter,
     marketing_recipients,
     supporter_from_unsubscribe_token,
     unsubscribe,
@@ -803,3 +807,64 @@ def masked_email(email: str) -> str:
     """Enough of an address for its owner to recognise it: ``a•••@example.org``."""
     local, _sep, domain = email.partition("@")
     return f"{local[:1]}•••@{domain}" if domain else "•••"
+
+
+# --- the person's own data: download and erasure, through an emailed one-hour link ------------
+#
+# The unsubscribe link lives for years and a campaign email gets forwarded, so it is no
+# key to anyone's data: it only asks for a short-lived link, sent to the address itself.
+
+DATA_LINK_MAX_AGE = 3600
+
+
+def data_link_token(supporter: Supporter) -> str:
+    """A link for one hour, for this address as it is now (erasure ends it)."""
+    return make_token(
+        "my-data",
+        {"s": supporter.id, "g": supporter.group_id, "f": fingerprint(supporter.email)},
+    )
+
+
+def send_data_link(supporter: Supporter) -> bool:
+    """Email the supporter's own address a one-hour link to their data download and
+    erasure. Mail anyone holding a forwarded email can trigger: it carries nothing
+    typed, and counts towards the address's daily limit of such mail. False when that
+    limit is reached (nothing queued) or the supporter is erased."""
+    if supporter.erased_at is not None:
+        return False
+    url = external_url("mailing.my_data", token=data_link_token(supporter))
+    row = queue_email(
+        supporter.email,
+        "data_access_link",
+        category=MailCategory.STRANGER,
+        group_id=supporter.group_id,
+        group=supporter.group,
+        access_url=url,
+        minutes=DATA_LINK_MAX_AGE // 60,
+    )
+    return row is not None
+
+
+def supporter_for_data_token(token: str) -> Supporter:
+    """The supporter an emailed data link was made for (raises ``TokenError``)."""
+    data = read_token("my-data", token, DATA_LINK_MAX_AGE)
+    supporter = db.session.get(Supporter, data.get("s"))
+    if supporter is None or supporter.group_id != data.get("g"):
+        raise TokenError("invalid")
+    if supporter.erased_at is not None or data.get("f") != fingerprint(supporter.email):
+        raise TokenError("used")
+    return supporter
+
+
+def download_own_data(supporter: Supporter) -> dict[str, Any]:
+    """The person's data download, from every capability; audited without their IP."""
+    audit.record(
+        "supporter.data_exported", group_id=supporter.group_id, keep_ip=False,
+        supporter=supporter.id, by="the person, from an emailed link",
+    )  # fmt: skip
+    return export_supporter(supporter)
+
+
+def erase_self(supporter: Supporter) -> None:
+    """The person erases themself from this group, from the emailed link."""
+    erase_supporter(None, supporter)

@@ -18,7 +18,6 @@ from werkzeug.wrappers import Response
 from wtforms import ValidationError
 from wtforms.fields import SelectChoice
 
-from campaign.core import audit
 from campaign.core.forms import render_form
 from campaign.core.pagination import paginate
 from campaign.core.permissions import public
@@ -32,7 +31,6 @@ from campaign.mailing import tasks as _tasks  # noqa: F401 - registers the Celer
 from campaign.mailing.forms import ButtonForm, ComposeForm, PreferencesForm, SendForm
 from campaign.mailing.models import Mailing, MailingStatus
 from campaign.people.models import ConsentMethod
-from campaign.people.services import erase_supporter, export_supporter
 
 bp = Blueprint("mailing", __name__)
 
@@ -362,39 +360,97 @@ def preferences(token: str) -> Response | tuple[str, int]:
     )
 
 
+# --- public: the person's own data ----------------------------------------------------------
+
+
 @bp.route("/unsubscribe/<token>/my-data", methods=["POST"])
 @public
-def my_data(token: str) -> Response | tuple[str, int]:
-    """The person downloads what this group holds about them (a subject access request)."""
+@limiter.limit("10 per hour")
+def my_data_link(token: str) -> Response | tuple[str, int]:
+    """From the unsubscribe link: email a one-hour link to the data download and erasure.
+
+    The unsubscribe link itself opens neither: it is years old and may be forwarded.
+    """
     try:
         supporter = services.supporter_for_token(token)
     except TokenError as exc:
         return _link_problem(exc)
-    if not ButtonForm().validate_on_submit() or supporter.erased_at is not None:
+    if not ButtonForm().validate_on_submit():
         abort(400)
-    audit.record("supporter.data_exported", group_id=supporter.group_id, by="the person")
+    if supporter.erased_at is not None:
+        flash(_("The group has already erased the details it held for this address."), "success")
+    elif services.send_data_link(supporter):
+        db.session.commit()
+        flash(
+            _("We have emailed a link to %(address)s. Open it within an hour to download your "
+              "data or to have it erased.", address=services.masked_email(supporter.email)),
+            "success",
+        )  # fmt: skip
+    else:
+        flash(
+            _("We have already sent several emails to this address today. Use the link in "
+              "one of them, or try again tomorrow."),
+            "error",
+        )  # fmt: skip
+    return redirect(url_for("mailing.preferences", token=token))
+
+
+def _data_link_problem(exc: TokenError) -> tuple[str, int]:
+    message = exc.message(
+        expired=_("This link worked for one hour and has expired. Open the unsubscribe link "
+                  "in an email from the group and ask for a new one."),
+        used=_("This link no longer works: the details it was for have been erased."),
+    )  # fmt: skip
+    return render_template("mailing/link_problem.html", message=message), 400
+
+
+@bp.route("/my-data/<token>")
+@public
+def my_data(token: str) -> Response | tuple[str, int] | str:
+    """The emailed one-hour link: download my data, or go on to erase it."""
+    try:
+        supporter = services.supporter_for_data_token(token)
+    except TokenError as exc:
+        return _data_link_problem(exc)
+    return render_template(
+        "mailing/my_data.html", group=supporter.group, token=token,
+        address=services.masked_email(supporter.email), form=ButtonForm(formdata=None),
+    )  # fmt: skip
+
+
+@bp.route("/my-data/<token>/download", methods=["POST"])
+@public
+def download_my_data(token: str) -> Response | tuple[str, int]:
+    """The person downloads what this group holds about them (a subject access request)."""
+    try:
+        supporter = services.supporter_for_data_token(token)
+    except TokenError as exc:
+        return _data_link_problem(exc)
+    if not ButtonForm().validate_on_submit():
+        abort(400)
+    data = services.download_own_data(supporter)
     db.session.commit()
     return Response(
-        json.dumps(export_supporter(supporter), indent=2, ensure_ascii=False),
+        json.dumps(data, indent=2, ensure_ascii=False),
         mimetype="application/json",
         headers={"Content-Disposition": 'attachment; filename="my-data.json"'},
     )
 
 
-@bp.route("/unsubscribe/<token>/erase", methods=["GET", "POST"])
+@bp.route("/my-data/<token>/erase", methods=["GET", "POST"])
 @public
 def erase_me(token: str) -> Response | tuple[str, int] | str:
     """The person asks this group to erase them: a page with one button, then done."""
     try:
-        supporter = services.supporter_for_token(token)
+        supporter = services.supporter_for_data_token(token)
     except TokenError as exc:
-        return _link_problem(exc)
+        return _data_link_problem(exc)
     group = supporter.group
     form = ButtonForm()
-    if supporter.erased_at is None and form.validate_on_submit():
-        erase_supporter(None, supporter)
+    if form.validate_on_submit():
+        services.erase_self(supporter)
         db.session.commit()
         return render_template("mailing/erased.html", group=group)
-    if supporter.erased_at is not None:
-        return render_template("mailing/erased.html", group=group)
+    if request.method == "POST":
+        abort(400)
     return render_template("mailing/erase_me.html", group=group, form=form, token=token)

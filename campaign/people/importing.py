@@ -29,6 +29,7 @@ from campaign.core.addresses import InvalidEmail, normalise_email
 from campaign.core.models import utcnow
 from campaign.extensions import db
 from campaign.groups.models import Group
+from campaign.people.erasure import erased_among
 from campaign.people.models import (
     ConsentAction,
     ConsentMethod,
@@ -130,6 +131,8 @@ class ImportReport:
     subscribed: int = 0
     rejected: list[tuple[int, str]] = field(default_factory=list)
     rejected_total: int = 0
+    # Rows for people who asked this group to erase them: never imported again.
+    skipped_erased: int = 0
 
     def reject(self, line: int, reason: str) -> None:
         self.rejected_total += 1
@@ -228,6 +231,7 @@ def import_supporters(
     audit.record(
         "supporters.imported", actor_id=actor.id, group_id=group.id, created=report.created,
         updated=report.updated, rejected=report.rejected_total,
+        skipped_erased=report.skipped_erased,
     )  # fmt: skip
     return report
 
@@ -249,6 +253,9 @@ def _write_chunk(
             earlier.tags += row.tags
         else:
             merged[row.email] = row
+    for email in erased_among(group.id, list(merged)):
+        report.skipped_erased += sum(1 for row in chunk if row.email == email)
+        del merged[email]
     emails = list(merged)
     # Plain columns, not ORM objects: nothing to load or expire row by row.
     known = db.session.execute(

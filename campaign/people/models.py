@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from campaign.core.crypto import SealedText
-from campaign.core.models import Base, TimestampedModel, UTCDateTime
+from campaign.core.models import Base, TimestampedModel, UTCDateTime, utcnow
 from campaign.groups.models import Group
 
 
@@ -64,6 +64,7 @@ class Supporter(TimestampedModel):
     """A person who supports a group. Minimal by design: no more than the group needs."""
 
     __tablename__ = "supporters"
+    __personal_data__ = True
     __table_args__ = (sa.UniqueConstraint("group_id", "email"),)
 
     group_id: Mapped[int] = mapped_column(
@@ -101,6 +102,7 @@ class ConsentRecord(TimestampedModel):
     """One event in a supporter's consent history. Never updated, never deleted alone."""
 
     __tablename__ = "consent_records"
+    __personal_data__ = True
 
     supporter_id: Mapped[int] = mapped_column(
         sa.ForeignKey("supporters.id", ondelete="CASCADE"), index=True
@@ -137,3 +139,20 @@ class Suppression(TimestampedModel):
     email: Mapped[str] = mapped_column(sa.String(320))
     reason: Mapped[str] = mapped_column(sa.String(20))
     detail: Mapped[str] = mapped_column(sa.String(300), default="")
+
+
+class ErasedAddress(Base):
+    """An address whose owner asked this group to erase them, kept only as a keyed hash.
+
+    Imports and organisers' additions skip it, so an old spreadsheet cannot bring the
+    person back; the person may sign up again themself through a public form (new
+    consent), which removes the row. The hash is ``core.erasure.address_hash``.
+    """
+
+    __tablename__ = "erased_addresses"
+    __table_args__ = (sa.UniqueConstraint("group_id", "address_hash"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(sa.ForeignKey("groups.id", ondelete="CASCADE"))
+    address_hash: Mapped[str] = mapped_column(sa.String(64))
+    erased_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -18,12 +18,14 @@ from campaign.accounts.models import User
 from campaign.core import audit
 from campaign.core.addresses import normalise_email
 from campaign.core.csvsafe import csv_safe
+from campaign.core.erasure import ErasureSubject, erase_everywhere, export_everywhere
 from campaign.core.links import external_url
 from campaign.core.models import utcnow
 from campaign.core.outbox import MailCategory, OutboxMessage, OutboxStatus, queue_email
 from campaign.core.tokens import TokenError, fingerprint, make_token, read_token
 from campaign.extensions import db
 from campaign.groups.models import Group
+from campaign.people.erasure import forget_erasure, is_erased_address
 from campaign.people.models import (
     ConsentAction,
     ConsentMethod,
@@ -203,6 +205,9 @@ def check_subscription_token(token: str) -> Supporter:
 def confirm_subscription(token: str) -> Supporter:
     """The person clicked the link and pressed the button: now they are subscribed."""
     supporter = check_subscription_token(token)
+    # New consent from the owner of the address (the link proves it): if they once asked
+    # to be erased, imports and organisers may now add them again like anyone else.
+    forget_erasure(supporter.group_id, supporter.email)
     supporter.updates_status = UpdatesStatus.SUBSCRIBED
     supporter.updates_confirmed_at = utcnow()
     record_consent(supporter, ConsentAction.CONFIRMED, ConsentMethod.EMAIL_LINK)
@@ -290,84 +295,41 @@ def count_recipients(group: Group, segment: dict[str, Any] | None = None) -> int
 # --- privacy: export and erasure -------------------------------------------------------------
 
 
+def _subject(supporter: Supporter, email: str | None = None) -> ErasureSubject:
+    return ErasureSubject(
+        group_id=supporter.group_id, supporter_id=supporter.id, email=email or supporter.email
+    )
+
+
 def export_supporter(supporter: Supporter) -> dict[str, Any]:
-    """Everything this group holds about one supporter, for a subject access request."""
-    return {
-        "email": supporter.email,
-        "first_name": supporter.first_name,
-        "last_name": supporter.last_name,
-        "phone": supporter.phone,
-        "postcode": supporter.postcode,
-        "source": supporter.source,
-        "updates_status": supporter.updates_status,
-        "added": supporter.created_at.isoformat(),
-        "tags": [tag.name for tag in supporter.tags],
-        "consent_history": [
-            {
-                "when": record.created_at.isoformat(),
-                "action": record.action,
-                "method": record.method,
-                "wording": record.wording,
-            }
-            for record in supporter.consents
-        ],
-    }
+    """Everything this group holds about one supporter, for a subject access request:
+    what every capability registered with ``core.erasure`` holds (sign-ups, mail...)."""
+    db.session.flush()
+    return export_everywhere(_subject(supporter))
 
 
 def erase_supporter(actor: User | None, supporter: Supporter) -> None:
-    """Remove the person's data but keep anonymous counts (the row, without identity).
+    """Remove the person's data from every capability but keep anonymous counts.
 
     ``actor`` is the organiser who did it, or None when the person asked themself
-    through the link in an email (which proves the address is theirs).
+    through the emailed confirmation link (which proves the address is theirs).
 
-    The address stays on the group's suppression list and nowhere else: honouring the
-    request means never mailing it again, which needs the address itself. Mail to them
-    is scrubbed too: queued messages are dropped, sent ones lose address and content.
-    Bulk UPDATEs, so no record this session has not loaded is missed.
+    Every participant of ``core.erasure`` scrubs its own rows (the supporter row stays,
+    without identity; sign-ups are unlinked and scrubbed; mail loses address, content
+    and error text). The address is then known only as a keyed hash, so imports and
+    organisers cannot add it back, while the person may sign up again themself. The
+    audit row says that it happened and who asked, never the person's IP address.
     """
     db.session.flush()
-    old_email = supporter.email
-    suppress(supporter.group_id, old_email, SuppressionReason.MANUAL, "erased on request")
-    placeholder = f"erased-{supporter.id}@erased.invalid"
-    db.session.execute(
-        sa.update(ConsentRecord)
-        .where(ConsentRecord.supporter_id == supporter.id)
-        .values(wording="", detail="")
-        .execution_options(synchronize_session=False)
-    )
-    db.session.execute(
-        sa.update(OutboxMessage)
-        .where(
-            OutboxMessage.group_id == supporter.group_id,
-            sa.or_(
-                OutboxMessage.supporter_id == supporter.id, OutboxMessage.to_addr == old_email
-            ),
-        )
-        .values(
-            to_addr=placeholder,
-            subject="",
-            text_body="",
-            html_body=None,
-            headers={},
-            status=sa.case(
-                (OutboxMessage.status == OutboxStatus.QUEUED, OutboxStatus.SKIPPED),
-                else_=OutboxMessage.status,
-            ),
-        )
-        .execution_options(synchronize_session=False)
-    )  # fmt: skip
-    supporter.email = placeholder
-    supporter.first_name = supporter.last_name = supporter.phone = supporter.postcode = ""
-    supporter.source = ""
-    supporter.updates_status = UpdatesStatus.UNSUBSCRIBED
-    supporter.erased_at = utcnow()
-    supporter.tags = []
-    db.session.expire(supporter, ["consents"])
+    erase_everywhere(_subject(supporter))
+    db.session.refresh(supporter)
+    db.session.expire(supporter, ["consents", "tags"])
     record_consent(supporter, ConsentAction.WITHDRAWN, ConsentMethod.ERASURE)
     audit.record(
         "supporter.erased",
         actor_id=actor.id if actor else None,
         group_id=supporter.group_id,
+        keep_ip=actor is not None,
         supporter=supporter.id,
         by="organiser" if actor else "the person, from an emailed link",
     )
@@ -388,6 +350,11 @@ _STATUS_STRICTNESS = {
     UpdatesStatus.UNSUBSCRIBED: 3,
 }
 MAX_TAGS_PER_SUPPORTER = 20
+ERASED_ADDRESS_MESSAGE = _l(
+    "The person with this address asked the group to erase their data, so it cannot be "
+    "added again by an organiser or an import. They can sign up again themselves through "
+    "the group's public pages."
+)
 TAG_MAX_LENGTH = 60
 _CSV_BATCH = 1000
 
@@ -544,6 +511,8 @@ def add_supporter(
     recorded only when the organiser ticked that the person agreed in person.
     """
     tag_names = tag_names or []
+    if is_erased_address(group.id, normalise_email(email)):
+        raise SupporterFieldError("email", ERASED_ADDRESS_MESSAGE)
     existing = find_supporter(group, normalise_email(email))
     if existing is not None and existing.erased_at is not None:
         # Only an address typed exactly as an erased row's placeholder gets here.
@@ -604,6 +573,8 @@ def update_supporter(
         )
     new_email = normalise_email(email)
     if new_email != supporter.email:
+        if is_erased_address(group.id, new_email):
+            raise SupporterFieldError("email", ERASED_ADDRESS_MESSAGE)
         if find_supporter(group, new_email) is not None:
             raise SupporterFieldError(
                 "email",

@@ -378,7 +378,10 @@ def erase_supporter(slug: str, supporter_id: int) -> Response | str:
         services.erase_supporter(current_user, person)
         db.session.commit()
         flash(
-            _("Their personal data has been erased. Their address will never be mailed again."),
+            _(
+                "Their personal data has been erased. Neither an import nor an organiser can "
+                "add their address again; only they can, by signing up themselves."
+            ),
             "success",
         )
         return redirect(url_for("people.supporters", slug=slug))

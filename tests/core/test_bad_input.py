@@ -327,7 +327,7 @@ def test_the_attack_list_covers_every_form_with_fields(app):
         "people.confirm_subscription",
         "people.unsubscribe_supporter", "people.erase_supporter",
         "mailing.test_send", "mailing.unschedule", "mailing.delete", "mailing.unsubscribe",
-        "mailing.my_data", "mailing.erase_me",
+        "mailing.my_data_link", "mailing.download_my_data", "mailing.erase_me",
         "actions.publish_action", "actions.cancel_action", "actions.cancel_signup_by_organiser",
         "actions.mark_attended",
     }  # fmt: skip

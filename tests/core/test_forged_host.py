@@ -152,6 +152,13 @@ def _mailing(ctx: Ctx, suffix: str) -> str:
     return f"/g/{group.slug}/mailings/{mailing.id}/{suffix}"
 
 
+def _data_link_path(ctx: Ctx) -> str:
+    from campaign.people.services import unsubscribe_token
+
+    supporter = add_supporter(factories.group(), "fan@example.org", first_name="Fan")
+    return f"/unsubscribe/{unsubscribe_token(supporter)}/my-data"
+
+
 def _organiser_action(ctx: Ctx, suffix: str, **kwargs) -> str:
     group = _organiser_group(ctx)
     action = _action(group, **kwargs)
@@ -261,6 +268,8 @@ FORMS = [
              {"mailing_test"}),
     MailForm("mailing send now", "mailing.send", lambda ctx: _mailing(ctx, "send"),
              {"when": "now"}, {"mailing"}),
+    MailForm("data download link from an email", "mailing.my_data_link", _data_link_path, {},
+             {"data_access_link"}),
 ]  # fmt: skip
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from campaign.core.outbox import OutboxMessage
 from campaign.extensions import db
 from campaign.people import services
+from campaign.people.erasure import is_erased_address
 from campaign.people.models import (
     ConsentAction,
     ConsentMethod,
@@ -139,7 +140,9 @@ def test_erasing_removes_personal_data_everywhere(team):
     assert (row.first_name, row.last_name, row.phone, row.postcode) == ("", "", "", "")
     assert row.tags == [] and row.erased_at is not None
     assert all(record.wording == "" and record.detail == "" for record in consents_of(row.id))
-    assert services.is_suppressed(group.id, "ana@example.org")  # never mailed again
+    # Never imported or added again; kept only as a keyed hash, not on the suppression list.
+    assert is_erased_address(group.id, "ana@example.org")
+    assert not services.is_suppressed(group.id, "ana@example.org")
     assert len(audit_rows("supporter.erased", group)) == 1
 
     listing = text(client.get(team["base"]))
