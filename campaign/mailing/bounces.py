@@ -68,6 +68,12 @@ _AUTOREPLY_SUBJECT = re.compile(
     r"absence|away from|on vacation|r[ée]ponse automatique)",
     re.I,
 )
+# Words of a delay warning: whatever a heuristic detector makes of the rest, it is temporary.
+_WARNING = re.compile(
+    r"warning only|still being retried|will be retried|will retry|not yet been delivered|"
+    r"no action is required|delivery (has been )?delayed|delayed mail",
+    re.I,
+)
 _REPORT_PARTS = ("message/delivery-status", "message/global-delivery-status")
 _ORIGINAL_PARTS = ("message/rfc822", "text/rfc822-headers", "message/global-headers")
 
@@ -121,7 +127,7 @@ def _field_blocks(part: Message) -> list[Message]:
     recipient. The email package parses message/delivery-status into sub-messages;
     other spellings (global-delivery-status, an encoded body) arrive as text."""
     payload = part.get_payload()
-    encoded = part.get("content-transfer-encoding", "").lower() in ("base64", "quoted-printable")
+    encoded = _field(part, "content-transfer-encoding").lower() in ("base64", "quoted-printable")
     if isinstance(payload, list) and payload and not encoded:
         return [block for block in payload if isinstance(block, Message)]
     raw = part.get_payload(decode=True)
@@ -132,6 +138,12 @@ def _field_blocks(part: Message) -> list[Message]:
     return [
         parser.parsestr(block) for block in re.split(r"\r?\n[ \t]*\r?\n", text) if block.strip()
     ]
+
+
+def _field(block: Message, name: str) -> str:
+    """A header as text (the email package hands back a Header for undecodable bytes)."""
+    value = block.get(name)
+    return str(value) if value is not None else ""
 
 
 def _typed_address(value: str | None) -> str:
@@ -156,11 +168,11 @@ def _read_dsn(part: Message, report: BounceReport) -> None:
     for block in _field_blocks(part)[1:]:
         # The address we sent to: Original-Recipient when the relay kept it, since
         # Final-Recipient may be an internal alias the mailbox was forwarded to.
-        address = _typed_address(block.get("Original-Recipient")) or _typed_address(
-            block.get("Final-Recipient")
+        address = _typed_address(_field(block, "Original-Recipient")) or _typed_address(
+            _field(block, "Final-Recipient")
         )
-        action = (block.get("Action") or "").strip().lower()
-        status = (block.get("Status") or "").strip()
+        action = _field(block, "Action").strip().lower()
+        status = _field(block, "Status").strip()
         if not address:
             continue
         status_class = status[:1]
@@ -172,7 +184,7 @@ def _read_dsn(part: Message, report: BounceReport) -> None:
             permanent = status_class != "4"
         else:  # delivered, relayed, expanded: not a failure
             continue
-        diagnostic = (block.get("Diagnostic-Code") or "").partition(";")
+        diagnostic = _field(block, "Diagnostic-Code").partition(";")
         reason = diagnostic[2] or diagnostic[0] or status
         if status and status not in reason:
             reason = f"{status} {reason}"
@@ -214,23 +226,31 @@ def _text(part: Message) -> str:
     raw = part.get_payload(decode=True)
     if not isinstance(raw, bytes):
         return ""
-    return raw.decode(part.get_content_charset() or "utf-8", "replace")
+    try:
+        return raw.decode(part.get_content_charset() or "utf-8", "replace")
+    except (LookupError, ValueError):  # a charset nobody has heard of, or a garbled name
+        return raw.decode("utf-8", "replace")
 
 
 def _read_arf(part: Message, parts: list[Message], report: BounceReport) -> None:
     """A message/feedback-report part (RFC 5965 section 3)."""
     [block, *_] = _field_blocks(part) or [Message()]
     report.format = "arf"
-    report.feedback_type = (block.get("Feedback-Type") or "").strip().lower()
+    report.feedback_type = _field(block, "Feedback-Type").strip().lower()
     if report.feedback_type not in COMPLAINT_TYPES:
         return
-    addresses = [a.lower() for _, a in getaddresses(block.get_all("Original-Rcpt-To", []))]
+    addresses = [
+        a.lower() for _, a in getaddresses([str(v) for v in block.get_all("Original-Rcpt-To", [])])
+    ]
     if not addresses:
         for original in parts:
             if original.get_content_type() in _ORIGINAL_PARTS:
                 headers = _headers_of(original)
                 if headers is not None:
-                    addresses = [a.lower() for _, a in getaddresses(headers.get_all("To", []))]
+                    addresses = [
+                        a.lower()
+                        for _, a in getaddresses([str(v) for v in headers.get_all("To", [])])
+                    ]
                 break
     for address in addresses:
         if "@" in address:
@@ -242,7 +262,7 @@ def _is_autoreply(message: Message) -> bool:
     """An out-of-office or other automatic answer: it proves the mailbox works."""
     if message.get("X-Autoreply") or message.get("X-Autorespond"):
         return True
-    if (message.get("Precedence") or "").strip().lower() == "auto_reply":
+    if _field(message, "Precedence").strip().lower() == "auto_reply":
         return True
     return bool(_AUTOREPLY_SUBJECT.match(str(message.get("Subject", ""))))
 
@@ -289,7 +309,12 @@ def parse_bounce(raw: bytes) -> BounceReport:
     except Exception:  # a detector tripping over an odd message: it is not a report we can use
         log.warning("the bounce detectors could not read a message", exc_info=True)
         return report
+    warning = _WARNING.search(str(message.get("Subject", ""))) or any(
+        _WARNING.search(_text(part)) for part in parts if part.get_content_type() == "text/plain"
+    )
     for found, target in ((permanent, report.permanent), (temporary, report.temporary)):
+        if warning:
+            target = report.temporary
         for address in found:
             text = address.decode("ascii", "replace").strip().strip("<>").lower()
             if "@" not in text:

@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from campaign import create_app
@@ -164,6 +166,39 @@ def test_a_delayed_dsn_is_never_a_permanent_failure():
     # "failed" with a 4.x.x status, or "delayed" with a 5.x.x one, is still not permanent.
     assert parse_bounce(dsn("a@example.org", None, status="4.4.7")).permanent == set()
     assert parse_bounce(dsn("a@example.org", None, action="delayed", status="5.0.0")).temporary
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    name=st.sampled_from(sorted(SAMPLES)),
+    cut=st.integers(min_value=0, max_value=6000),
+    at=st.integers(min_value=0, max_value=6000),
+    junk=st.binary(max_size=40),
+)
+def test_a_damaged_report_is_read_without_crashing(name, cut, at, junk):
+    """Truncated or garbled reports (a full disk, a broken relay) never stop the reader."""
+    raw = sample(name)[:cut]
+    report = parse_bounce(raw[:at] + junk + raw[at:])
+    addresses = report.permanent | report.temporary | report.complaints
+    assert all("@" in address and address == address.lower() for address in addresses)
+    assert not report.permanent & report.temporary
+    if name in ("delayed.eml", "expired-4xx.eml"):
+        assert not report.permanent  # a warning cut short is still only a warning
+
+
+@pytest.mark.parametrize("name", ["delayed.eml", "expired-4xx.eml"])
+def test_a_delay_notice_stripped_of_its_report_part_is_still_not_permanent(name):
+    raw = sample(name)
+    report = parse_bounce(raw[: raw.index(b"Content-Description: Delivery report")])
+    assert report.permanent == set()
+
+
+def test_a_report_in_an_unknown_charset_is_still_read():
+    raw = sample("qmail.eml").replace(
+        b"Subject: failure notice",
+        b"Subject: failure notice\nContent-Type: text/plain; charset=us-asgcii",
+    )
+    assert parse_bounce(raw).permanent == {"closed@example.org"}
 
 
 def test_original_recipient_beats_final_recipient():
@@ -507,3 +542,20 @@ def test_flask_bounces_ingest_runs_as_a_real_command(bounce_database, tmp_path):
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert missing.returncode == 2 and "no such file or directory" in missing.stderr
+
+
+def test_a_refusal_at_send_time_is_shown_with_the_relays_words(app, session, make):
+    """The outbox's permanent_failure signal (a 5xx to RCPT): suppressed for that group,
+    and the reply is a delivery problem on the supporter's page."""
+    from campaign.core.outbox import permanent_failure
+
+    group, other = make.group(), make.group()
+    supporter = subscriber(group, "refused@example.org")
+    subscriber(other, "refused@example.org")
+    row = sent(group, "refused@example.org", supporter=supporter)
+    row.status, row.last_error = OutboxStatus.FAILED, "550 5.1.1 <refused@example.org> unknown"
+    permanent_failure.send(app, row=row)
+    assert suppressions() == {(group.id, "refused@example.org", SuppressionReason.HARD_BOUNCE)}
+    [bounce] = db.session.scalars(select(BounceEvent)).all()
+    assert (bounce.supporter_id, bounce.kind) == (supporter.id, BounceKind.PERMANENT)
+    assert bounce.reason == "550 5.1.1 <refused@example.org> unknown"
