@@ -175,17 +175,18 @@ def _read_dsn(part: Message, report: BounceReport) -> None:
         status = _field(block, "Status").strip()
         if not address:
             continue
-        status_class = status[:1]
+        diagnostic = _field(block, "Diagnostic-Code").partition(";")
+        reason = diagnostic[2] or diagnostic[0] or status
         if action.startswith("delayed"):
             permanent = False
         elif action.startswith(("failed", "error")):
-            # A failure with a 4.x.x status (typically 4.4.7, given up after days of
-            # trying) is still temporary: the mailbox may well exist.
-            permanent = status_class != "4"
+            # Permanent only on a 5.x.x status (or, with none, a 5xx reply). A failure
+            # with a 4.x.x status (typically 4.4.7, given up after days of trying) is
+            # still temporary: the mailbox may well exist.
+            code = _STATUS.match(status) or (not status and _SMTP_CODE.search(reason))
+            permanent = bool(code) and code.group(1) == "5"
         else:  # delivered, relayed, expanded: not a failure
             continue
-        diagnostic = _field(block, "Diagnostic-Code").partition(";")
-        reason = diagnostic[2] or diagnostic[0] or status
         if status and status not in reason:
             reason = f"{status} {reason}"
         (report.permanent if permanent else report.temporary).add(address)

@@ -201,6 +201,14 @@ def test_a_report_in_an_unknown_charset_is_still_read():
     assert parse_bounce(raw).permanent == {"closed@example.org"}
 
 
+def test_a_failure_is_permanent_only_on_a_5xx_status_or_reply():
+    no_status = dsn("a@example.org", None).replace(b"Status: 5.1.1\n", b"")
+    assert parse_bounce(no_status).permanent == {"a@example.org"}  # "550 5.1.1 ..." says so
+    cut_short = no_status.replace(b"Diagnostic-Code: smtp; 550 5.1.1 mailbox problem\n", b"")
+    report = parse_bounce(cut_short)
+    assert (report.permanent, report.temporary) == (set(), {"a@example.org"})
+
+
 def test_original_recipient_beats_final_recipient():
     report = parse_bounce(
         dsn("internal.alias@mail.example.net", None, original_recipient="public@example.org")
