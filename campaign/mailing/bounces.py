@@ -545,7 +545,7 @@ def _apply_complaint(row: OutboxMessage, address: str, report: BounceReport, now
         result.suppressed += 1
     supporter = _supporter(row.group_id, row.supporter_id, address)
     if supporter is not None and supporter.erased_at is None:
-        unsubscribe(supporter, ConsentMethod.COMPLAINT, "marked the group's email as spam")
+        unsubscribe(supporter, ConsentMethod.COMPLAINT, "reported by their mail provider")
 
 
 _UNSUBSCRIBE_SUBJECT = re.compile(r"unsubscribe-([A-Za-z0-9_.\-]{20,400})")

@@ -443,8 +443,14 @@ def test_the_supporter_page_shows_each_delivery_problem_and_its_reason(app, make
     assert "User unknown in virtual mailbox table" in page
     assert "The email account that you tried to reach does not exist" not in page
 
+    annoyed = subscriber(group, "annoyed@example.org")
+    sent(group, "annoyed@example.org", sample_id("arf-rfc5965.eml"), supporter=annoyed)
+    ingest_bounce(sample("arf-rfc5965.eml"))
     quiet = subscriber(group, "fine@example.org")
     db.session.commit()
+    page = client.get(f"/g/{group.slug}/people/{annoyed.id}").get_data(as_text=True)
+    # Once as the delivery problem, once as how the consent was withdrawn.
+    assert page.count("Marked the group's email as spam") == 2
     page = client.get(f"/g/{group.slug}/people/{quiet.id}").get_data(as_text=True)
     assert "No delivery problems reported for this address." in page
 
