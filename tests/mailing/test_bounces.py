@@ -519,6 +519,8 @@ def test_flask_bounces_ingest_runs_as_a_real_command(bounce_database, tmp_path):
             subscriber(group, address)
         sent(group, "gone@example.org", sample_id("postfix.eml"))
         sent(group, "slow@example.org", sample_id("delayed.eml"))
+        annoyed = subscriber(group, "annoyed@example.org")
+        sent(group, "annoyed@example.org", sample_id("arf-rfc5965.eml"), supporter=annoyed)
         db.session.commit()
         group_id = group.id
     maildir = tmp_path / "new"
@@ -547,6 +549,23 @@ def test_flask_bounces_ingest_runs_as_a_real_command(bounce_database, tmp_path):
         assert not services.is_suppressed(group_id, "slow@example.org")
         kinds = sorted(db.session.scalars(select(BounceEvent.kind)))
         assert kinds == [BounceKind.PERMANENT, BounceKind.TEMPORARY]
+        db.session.close()
+        db.engine.dispose()
+
+    # One message on stdin, as a mail alias pipes it.
+    piped = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "campaign", "bounces", "ingest", "-"],
+        env=env, cwd=tmp_path, input=sample("arf-rfc5965.eml"), capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert piped.returncode == 0, piped.stderr
+    assert b"1 message(s): 0 permanent failure(s), 0 temporary failure(s), 1 complaint(s)" in (
+        piped.stdout
+    )
+    with app.app_context():
+        supporter = db.session.scalar(
+            select(Supporter).where(Supporter.email == "annoyed@example.org")
+        )
+        assert supporter.updates_status == UpdatesStatus.UNSUBSCRIBED
         db.session.close()
         db.engine.dispose()
 
