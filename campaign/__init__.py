@@ -212,8 +212,8 @@ def _register_blueprints(app: Flask) -> None:
     from campaign.actions.views import bp as actions_bp
     from campaign.admin.views import bp as admin_bp
     from campaign.groups.views import bp as groups_bp
+    from campaign.mailing import bounces  # noqa: F401 - suppresses refused addresses
     from campaign.mailing.views import bp as mailing_bp
-    from campaign.people import bounces  # noqa: F401 - suppresses refused addresses
     from campaign.people.views import bp as people_bp
 
     app.register_blueprint(accounts_bp)

@@ -21,11 +21,11 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(quickstart_command)
     app.cli.add_command(outbox_cli)
     app.cli.add_command(crypto_cli)
-    app.cli.add_command(bounces_cli)
     app.cli.add_command(actions_cli)
-    from campaign.mailing.cli import mailing_cli
+    from campaign.mailing.cli import bounces_cli, mailing_cli
 
     app.cli.add_command(mailing_cli)
+    app.cli.add_command(bounces_cli)
     from campaign.ops.cli import COMMANDS as ops_commands
 
     for command in ops_commands:
@@ -201,44 +201,6 @@ def crypto_rotate() -> None:
     count += reseal_stored_fields()
     db.session.commit()
     click.echo(f"{count} value(s) re-encrypted with the current key.")
-
-
-@click.group("bounces", help="Inbound mail: bounce reports and unsubscribe requests.")
-def bounces_cli() -> None:
-    pass
-
-
-@bounces_cli.command("ingest")
-@click.argument("sources", nargs=-1, required=True)
-@with_appcontext
-def bounces_ingest(sources: tuple[str, ...]) -> None:
-    """Read bounce messages from files, directories (e.g. a Maildir's new/) or '-' (stdin).
-
-    Hard bounces put the address on the suppression list of the group that mailed it.
-    Files in a directory are deleted once their message has been applied.
-    """
-    from pathlib import Path
-
-    from campaign.people.bounces import IngestResult, ingest_bounce
-
-    result = IngestResult()
-    for source in sources:
-        if source == "-":
-            ingest_bounce(sys.stdin.buffer.read(), result)
-            db.session.commit()
-            continue
-        path = Path(source)
-        files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
-        for file in files:
-            ingest_bounce(file.read_bytes(), result)
-            db.session.commit()
-            if path.is_dir():
-                file.unlink()
-    click.echo(
-        f"{result.messages} message(s): {result.hard_bounces} hard bounce(s) suppressed, "
-        f"{result.soft} temporary failure(s), {result.unsubscribed} unsubscribe request(s), "
-        f"{result.not_dsn} neither."
-    )
 
 
 @click.group("actions", help="Actions and sign-ups.")

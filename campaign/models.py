@@ -9,7 +9,7 @@ from campaign.core.audit import AuditEvent
 from campaign.core.models import Base
 from campaign.core.outbox import MailThrottle, OutboxMessage
 from campaign.groups.models import Group, Invitation, Membership
-from campaign.mailing.models import Mailing
+from campaign.mailing.models import BounceEvent, Mailing
 from campaign.people.models import ConsentRecord, ErasedAddress, Supporter, Suppression, Tag
 
 metadata = Base.metadata
@@ -18,6 +18,7 @@ __all__ = [
     "Action",
     "ActionSignup",
     "AuditEvent",
+    "BounceEvent",
     "Base",
     "ConsentRecord",
     "ErasedAddress",

@@ -38,3 +38,33 @@ class Mailing(TimestampedModel):
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     recipient_count: Mapped[int] = mapped_column(default=0)
+
+
+class BounceKind(enum.StrEnum):
+    PERMANENT = "permanent"  # the mailbox does not exist or refuses us for good (5.x.x)
+    TEMPORARY = "temporary"  # delayed, full, try later (4.x.x); only repeats suppress
+    COMPLAINT = "complaint"  # the person marked our mail as spam (an ARF report)
+
+
+class BounceEvent(TimestampedModel):
+    """One delivery problem reported about a message a group sent, with the server's reason.
+
+    Kept so organisers can see why someone stopped getting mail, and so repeated
+    temporary failures can be counted (docs/bounces.md has the policy). Only reports
+    that match a message we sent are recorded.
+    """
+
+    __tablename__ = "bounce_events"
+    __table_args__ = (sa.Index("ix_bounce_events_group_address", "group_id", "address"),)
+
+    group_id: Mapped[int] = mapped_column(sa.ForeignKey("groups.id", ondelete="CASCADE"))
+    supporter_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("supporters.id", ondelete="CASCADE"), index=True
+    )
+    address: Mapped[str] = mapped_column(sa.String(320))
+    kind: Mapped[str] = mapped_column(sa.String(20))
+    # The server's own words, shortened: the diagnostic code or the status.
+    reason: Mapped[str] = mapped_column(sa.String(300), default="")
+    # The Message-ID of our message that bounced.
+    message_id: Mapped[str] = mapped_column(sa.String(255), default="")
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())

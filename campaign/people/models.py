@@ -42,6 +42,7 @@ class ConsentMethod(enum.StrEnum):
     ONE_CLICK = "one_click"
     ORGANISER = "organiser"
     ERASURE = "erasure"
+    COMPLAINT = "complaint"  # they marked the group's mail as spam (an ARF report)
 
 
 supporter_tags = sa.Table(

@@ -11,6 +11,7 @@ import io
 from typing import Any
 
 import sqlalchemy as sa
+from blinker import Namespace
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
@@ -37,6 +38,10 @@ from campaign.people.models import (
     UpdatesStatus,
     supporter_tags,
 )
+
+# Capabilities above people add a section to an organiser's supporter page (mailing adds
+# its delivery problems): a receiver gets the supporter and returns (template, context).
+supporter_page_sections = Namespace().signal("people.supporter-page-sections")
 
 # Links in campaign mail must keep working for a long time; unsubscribing is idempotent.
 UNSUBSCRIBE_MAX_AGE = 5 * 365 * 24 * 3600
@@ -172,7 +177,9 @@ def request_subscription(
     no text the visitor typed, and each address gets only a few such mails a day.
     """
     supporter, _ = upsert_supporter(group, email, first_name=first_name, source=source)
-    if supporter.updates_status == UpdatesStatus.SUBSCRIBED:
+    if supporter.updates_status == UpdatesStatus.SUBSCRIBED and not _lifted_by_confirming(
+        supporter
+    ):
         return supporter
     supporter.updates_status = UpdatesStatus.PENDING
     record_consent(
@@ -211,15 +218,37 @@ def confirm_subscription(token: str) -> Supporter:
     supporter.updates_status = UpdatesStatus.SUBSCRIBED
     supporter.updates_confirmed_at = utcnow()
     record_consent(supporter, ConsentAction.CONFIRMED, ConsentMethod.EMAIL_LINK)
-    # A fresh, confirmed opt-in lifts an earlier unsubscribe, never a bounce or complaint.
-    db.session.execute(
-        sa.delete(Suppression).where(
-            Suppression.group_id == supporter.group_id,
-            Suppression.email == supporter.email,
-            Suppression.reason == SuppressionReason.UNSUBSCRIBED,
-        )
-    )
+    db.session.execute(sa.delete(Suppression).where(_lifted_by_confirming_clause(supporter)))
     return supporter
+
+
+# A fresh opt-in confirmed by the link lifts an earlier unsubscribe, and a bounce or a spam
+# complaint too: the click proves the mailbox works again and that its owner wants the mail.
+# An organiser's do-not-mail entry and an erasure stay.
+_LIFTED_BY_CONFIRMATION = (
+    SuppressionReason.UNSUBSCRIBED,
+    SuppressionReason.HARD_BOUNCE,
+    SuppressionReason.COMPLAINT,
+)
+
+
+def _lifted_by_confirming_clause(supporter: Supporter) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        Suppression.group_id == supporter.group_id,
+        Suppression.email == supporter.email,
+        Suppression.reason.in_(_LIFTED_BY_CONFIRMATION),
+    )
+
+
+def _lifted_by_confirming(supporter: Supporter) -> bool:
+    """Whether a confirmed subscription would take them off the do-not-mail list (so a
+    subscribed person whose mail bounced can ask for the confirmation link again)."""
+    return (
+        db.session.scalar(
+            select(Suppression.id).where(_lifted_by_confirming_clause(supporter)).limit(1)
+        )
+        is not None
+    )
 
 
 # --- unsubscribe ------------------------------------------------------------------------------

@@ -128,6 +128,7 @@ METHOD_LABELS = {
     ConsentMethod.ONE_CLICK.value: _l("One-click unsubscribe in their mail program"),
     ConsentMethod.ORGANISER.value: _l("Marked by an organiser"),
     ConsentMethod.ERASURE.value: _l("Erased on request"),
+    ConsentMethod.COMPLAINT.value: _l("Marked the group's email as spam"),
 }
 
 
@@ -307,6 +308,11 @@ def _supporter_page(
         history=services.consent_history(supporter),
         wording=services.updates_wording(group),
         blocked=services.is_blocked(supporter),
+        sections=[
+            section
+            for _receiver, section in services.supporter_page_sections.send(supporter)
+            if section
+        ],
         **_labels(),
     ), status
 
