@@ -47,6 +47,8 @@ def create_app(config_name: str | None = None, test_config: dict[str, Any] | Non
         app.config.update(test_config)
     _prepare_instance(app)
     _check_settings(app)
+    _check_limits(app)
+    trust_proxies(app)
 
     _init_extensions(app)
     _register_blueprints(app)
@@ -109,6 +111,46 @@ def _check_settings(app: Flask) -> None:
         }
     }
     app.debug = app.debug and app.config["ENV_NAME"] != "production"
+
+
+def _check_limits(app: Flask) -> None:
+    """Remember me is capped; production refuses limits that each worker counts alone."""
+    from datetime import timedelta
+
+    from config import REMEMBER_MAX_DAYS
+
+    cap = timedelta(days=REMEMBER_MAX_DAYS)
+    if app.config["REMEMBER_COOKIE_DURATION"] > cap:
+        app.config["REMEMBER_COOKIE_DURATION"] = cap
+    storage = app.config.get("RATELIMIT_STORAGE_URI") or "memory://"
+    workers = int(app.config.get("WEB_WORKERS") or 1)
+    if (
+        app.config["ENV_NAME"] == "production"
+        and app.config.get("RATELIMIT_ENABLED", True)
+        and storage.startswith("memory://")
+        and workers > 1
+    ):
+        raise RuntimeError(
+            f"Campaign cannot start: {workers} web workers are configured (WEB_WORKERS / "
+            "WEB_CONCURRENCY) but RATELIMIT_STORAGE_URI is memory://, so each worker would "
+            "count login and sign-up attempts on its own. Set RATELIMIT_STORAGE_URI to a "
+            "redis:// URL (see docs/operations.md, 'Limits behind a proxy')."
+        )
+
+
+def trust_proxies(app: Flask) -> None:
+    """Behind TRUSTED_PROXY_HOPS reverse proxies, take the client address and scheme
+    from X-Forwarded-For / X-Forwarded-Proto, so limits key on the real client.
+
+    The host is never taken from a header: links come from BASE_URL.
+    """
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    hops = int(app.config.get("TRUSTED_PROXY_HOPS") or 0)
+    if hops < 0:
+        raise RuntimeError("TRUSTED_PROXY_HOPS must be 0 (no proxy) or more.")
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0)  # type: ignore[method-assign]
 
 
 def _init_extensions(app: Flask) -> None:
