@@ -271,3 +271,27 @@ def test_a_login_without_a_session_row_lasts_one_request(app, make):
     with view.session_transaction() as session:
         session["_user_id"] = ""
     assert not is_logged_in(view)
+
+
+def test_last_seen_is_written_when_it_is_stale(app, client, make):
+    """A GET never commits its own session, so the loader notes the time separately."""
+    from campaign.accounts import services
+
+    login(client, make.user())
+    with client.session_transaction() as session:
+        token = session["_user_id"]
+    row = session_row(client)
+    stale = utcnow() - timedelta(minutes=30)
+    row.last_seen_at = stale
+    db.session.commit()
+
+    with app.test_request_context("/account", method="GET"):
+        assert services.user_by_session_token(token) is not None
+    db.session.expire_all()
+
+    seen = db.session.get(UserSession, row.id).last_seen_at
+    assert seen > stale + timedelta(minutes=29)
+    with app.test_request_context("/account", method="GET"):
+        assert services.user_by_session_token(token) is not None
+    db.session.expire_all()
+    assert db.session.get(UserSession, row.id).last_seen_at == seen, "not again so soon"
