@@ -266,25 +266,35 @@ def address_key(address: str | None) -> str:
     return hmac.new(secret, (address or "unknown").encode(), hashlib.sha256).hexdigest()[:40]
 
 
-def _throttle(user: User, address: str | None) -> LoginThrottle:
+def _locked_throttle(user: User, address: str | None) -> LoginThrottle:
+    """The throttle row for (account, address), locked for this transaction and read
+    afresh, so failures arriving at the same moment are all counted."""
     key = address_key(address)
-    row = db.session.scalar(
-        select(LoginThrottle).where(
-            LoginThrottle.user_id == user.id, LoginThrottle.address_key == key
-        )
+    query = (
+        select(LoginThrottle)
+        .where(LoginThrottle.user_id == user.id, LoginThrottle.address_key == key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
+    row = db.session.scalar(query)
     if row is None:
         row = LoginThrottle(user_id=user.id, address_key=key, failures=0, lockouts=0)
         try:
             with db.session.begin_nested():  # another request may create it at the same time
                 db.session.add(row)
         except IntegrityError:
-            row = db.session.scalar(
-                select(LoginThrottle).where(
-                    LoginThrottle.user_id == user.id, LoginThrottle.address_key == key
-                )
-            )
+            row = db.session.scalar(query)
     return row
+
+
+def _locked_user(user: User) -> None:
+    """Lock the user's row and reload its counters (after the throttle row: one order)."""
+    db.session.scalar(
+        select(User)
+        .where(User.id == user.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
 
 
 def is_locked_out(user: User, address: str | None) -> bool:
@@ -311,7 +321,7 @@ def record_failure(user: User, address: str | None) -> None:
     """
     config = current_app.config
     now = utcnow()
-    row = _throttle(user, address)
+    row = _locked_throttle(user, address)
     if row.last_failure_at and now - row.last_failure_at > FAILURE_WINDOW:
         row.failures = 0
         if now - row.last_failure_at > LOCKOUT_MEMORY:
@@ -325,6 +335,7 @@ def record_failure(user: User, address: str | None) -> None:
         row.failures = 0
         audit.record("account.locked_for_address", subject_user_id=user.id, times=row.lockouts)
 
+    _locked_user(user)
     if user.locked_until and now - user.locked_until > LOCKOUT_MEMORY:
         user.lockouts = 0
     user.failed_logins += 1
@@ -340,11 +351,12 @@ def record_failure(user: User, address: str | None) -> None:
 def _record_success(user: User, address: str | None) -> None:
     """A full login from this address: its failures (and the account's) are forgiven."""
     key = address_key(address)
-    db.session.execute(
-        delete(LoginThrottle).where(
-            LoginThrottle.user_id == user.id, LoginThrottle.address_key == key
+    with db.session.no_autoflush:  # the throttle row first, then the user's: one lock order
+        db.session.execute(
+            delete(LoginThrottle).where(
+                LoginThrottle.user_id == user.id, LoginThrottle.address_key == key
+            )
         )
-    )
     user.failed_logins = 0
     if user.locked_until and user.locked_until <= utcnow():
         user.locked_until = None
@@ -616,13 +628,14 @@ def check_reset_token(token: str) -> User:
 
 def reset_password(token: str, new_password: str) -> User:
     user = check_reset_token(token)
+    # Throttle rows before the user row, the order a failed login takes them in.
+    db.session.execute(delete(LoginThrottle).where(LoginThrottle.user_id == user.id))
     _set_password(user, new_password)
     # Whoever could read the reset mail could read a confirmation one.
     if user.email_confirmed_at is None:
         user.email_confirmed_at = utcnow()
     user.locked_until = None
     user.failed_logins = 0
-    db.session.execute(delete(LoginThrottle).where(LoginThrottle.user_id == user.id))
     audit.record("account.password_reset", actor_id=user.id, subject_user_id=user.id)
     return user
 
