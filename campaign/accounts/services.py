@@ -292,7 +292,9 @@ def _locked_user(user: User) -> None:
     db.session.scalar(
         select(User)
         .where(User.id == user.id)
-        .with_for_update()
+        # FOR NO KEY UPDATE: it must not wait on the key-share lock that inserting a
+        # throttle row (a foreign key to users) takes, or two logins deadlock.
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     )
 
@@ -408,6 +410,10 @@ def check_second_factor(user: User, code: str, address: str | None = None) -> Se
     if is_locked_out(user, address):
         audit.record("login.refused_locked", subject_user_id=user.id)
         return SecondFactorResult(ok=False, locked=True)
+    # Serialise second steps for this account (throttle row, then user row), so one TOTP
+    # code sent twice at the same moment is accepted once.
+    _locked_throttle(user, address)
+    _locked_user(user)
     if looks_like_recovery_code(code):
         ok = use_recovery_code(user, code)
         recovery = ok

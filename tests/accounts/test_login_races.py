@@ -85,3 +85,41 @@ def test_a_recovery_code_is_spent_once_even_at_the_same_moment(race_app):
     with race_app.app_context():
         used = db.session.scalars(select(RecoveryCode).where(RecoveryCode.used_at.is_not(None)))
         assert len(used.all()) == 1
+
+
+@pytest.mark.slow
+def test_one_totp_code_sent_twice_at_the_same_moment_is_accepted_once(race_app):
+    import pyotp
+
+    def setup(user: User) -> str:
+        services.begin_totp_setup(user)
+        user.totp_enabled = True
+        db.session.flush()
+        return services.totp_secret_for_display(user)
+
+    code = pyotp.TOTP(_in_request(race_app, setup)).now()
+
+    def second_step(n: int) -> bool:
+        return _in_request(
+            race_app, lambda user: services.check_second_factor(user, code, f"198.51.100.{n}").ok
+        )
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        outcomes = list(pool.map(second_step, range(10)))
+
+    assert outcomes.count(True) == 1
+
+
+@pytest.mark.slow
+def test_simultaneous_failures_from_many_addresses_are_all_counted(race_app):
+    """Each inserts its own throttle row (a key-share lock on the user row): no deadlock."""
+
+    def fail(n: int) -> None:
+        _in_request(race_app, lambda user: services.record_failure(user, f"203.0.113.{n}"))
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        list(pool.map(fail, range(40)))
+
+    with race_app.app_context():
+        assert len(db.session.scalars(select(LoginThrottle)).all()) == 40
+        assert db.session.get(User, race_app.config["RACE_USER_ID"]).failed_logins == 40
