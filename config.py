@@ -47,6 +47,19 @@ def trusted_hosts(base_url: str | None, extra: list[str] | None = None) -> list[
     return list(dict.fromkeys(host for host in hosts if host))
 
 
+# "Remember me" never lasts longer than this, whatever REMEMBER_DAYS says.
+REMEMBER_MAX_DAYS = 30
+
+
+def web_workers() -> int:
+    """How many web worker processes run: WEB_WORKERS, else WEB_CONCURRENCY, else 1.
+
+    gunicorn.conf.py starts exactly this many, and create_app() reads the same number
+    to refuse per-process (``memory://``) rate-limit storage when there are several.
+    """
+    return env_int("WEB_WORKERS", env_int("WEB_CONCURRENCY", 1))
+
+
 class BaseConfig:
     ENV_NAME = "base"
     SECRET_KEY = os.environ.get("SECRET_KEY")
@@ -100,7 +113,9 @@ class BaseConfig:
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
     PERMANENT_SESSION_LIFETIME = timedelta(hours=env_int("SESSION_HOURS", 12))
-    REMEMBER_COOKIE_DURATION = timedelta(days=env_int("REMEMBER_DAYS", 14))
+    REMEMBER_COOKIE_DURATION = timedelta(
+        days=max(1, min(env_int("REMEMBER_DAYS", 14), REMEMBER_MAX_DAYS))
+    )
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
@@ -110,10 +125,23 @@ class BaseConfig:
     RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_HEADERS_ENABLED = True
-    # Login attempts per client address, and failures before an account is locked.
+    # Login attempts per client address (any account).
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute;50 per hour")
-    LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 8)
+    # Wrong passwords or two-factor codes for one account from one address before that
+    # address is locked out of that account; the lock doubles each time (up to a day).
+    LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 6)
     LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15)
+    # Failures for one account from all addresses together before the whole account is
+    # locked: briefly, a little longer each time (up to 30 minutes), so that strangers
+    # cannot keep the owner out for long.
+    LOGIN_ACCOUNT_MAX_FAILURES = env_int("LOGIN_ACCOUNT_MAX_FAILURES", 30)
+    LOGIN_ACCOUNT_LOCKOUT_MINUTES = env_int("LOGIN_ACCOUNT_LOCKOUT_MINUTES", 2)
+
+    # Reverse proxies in front of the app that add X-Forwarded-For / -Proto (0: none,
+    # the headers are ignored). Links never come from the request: see BASE_URL.
+    TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0)
+    # Web worker processes (gunicorn.conf.py starts this many).
+    WEB_WORKERS = web_workers()
 
     PASSWORD_RESET_MAX_AGE = env_int("PASSWORD_RESET_MAX_AGE", 3600)
     EMAIL_CONFIRM_MAX_AGE = env_int("EMAIL_CONFIRM_MAX_AGE", 3 * 24 * 3600)
@@ -129,12 +157,9 @@ class BaseConfig:
     PER_PAGE = 25
 
     # Operations: JSON request logs on stderr; where uploaded files live (default
-    # <instance>/uploads); how many web workers run (gunicorn reads WEB_CONCURRENCY too).
+    # <instance>/uploads).
     REQUEST_LOGS = env_bool("REQUEST_LOGS", False)
     UPLOADS_DIR = os.environ.get("UPLOADS_DIR")
-    WEB_CONCURRENCY = env_int("WEB_CONCURRENCY", 1)
-    # Reverse proxies in front of the app whose X-Forwarded-For/-Proto are believed.
-    TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0)
 
 
 class DevelopmentConfig(BaseConfig):

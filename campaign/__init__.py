@@ -49,6 +49,8 @@ def create_app(config_name: str | None = None, test_config: dict[str, Any] | Non
         app.config.update(test_config)
     _prepare_instance(app)
     _check_settings(app)
+    _check_limits(app)
+    trust_proxies(app)
 
     _init_extensions(app)
     _register_blueprints(app)
@@ -141,6 +143,33 @@ def _running_flask_check() -> bool:
         elif not arg.startswith("-"):
             return arg == "check"
     return False
+
+
+def _check_limits(app: Flask) -> None:
+    """Remember me is capped (limits each worker would count alone are refused with the
+    other fatal settings, by ``ops.checks.startup_problems``)."""
+    from datetime import timedelta
+
+    from config import REMEMBER_MAX_DAYS
+
+    cap = timedelta(days=REMEMBER_MAX_DAYS)
+    if app.config["REMEMBER_COOKIE_DURATION"] > cap:
+        app.config["REMEMBER_COOKIE_DURATION"] = cap
+
+
+def trust_proxies(app: Flask) -> None:
+    """Behind TRUSTED_PROXY_HOPS reverse proxies, take the client address and scheme
+    from X-Forwarded-For / X-Forwarded-Proto, so limits key on the real client.
+
+    The host is never taken from a header: links come from BASE_URL.
+    """
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    hops = int(app.config.get("TRUSTED_PROXY_HOPS") or 0)
+    if hops < 0:
+        raise RuntimeError("TRUSTED_PROXY_HOPS must be 0 (no proxy) or more.")
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0)  # type: ignore[method-assign]
 
 
 def _init_extensions(app: Flask) -> None:

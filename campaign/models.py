@@ -3,7 +3,7 @@
 Alembic's env.py, the drift test and ``create_all`` in tests import this module.
 """
 
-from campaign.accounts.models import User
+from campaign.accounts.models import LoginThrottle, RecoveryCode, User, UserSession
 from campaign.actions.models import Action, ActionSignup
 from campaign.core.audit import AuditEvent
 from campaign.core.models import Base
@@ -24,12 +24,15 @@ __all__ = [
     "ErasedAddress",
     "Group",
     "Invitation",
+    "LoginThrottle",
     "MailThrottle",
     "Mailing",
     "Membership",
     "OutboxMessage",
+    "RecoveryCode",
     "Supporter",
     "Suppression",
     "Tag",
     "User",
+    "UserSession",
 ]

@@ -1,16 +1,20 @@
 """gunicorn settings for Campaign: ``gunicorn -c deploy/gunicorn.conf.py campaign.wsgi:app``.
 
-Sync workers, two per core: on a 2-core machine a 3-query page ran at about a quarter
+The worker count is the app's own WEB_WORKERS setting (WEB_WORKERS, else
+WEB_CONCURRENCY, else 1), so create_app() knows how many processes share the rate
+limits and refuses ``memory://`` storage when there are several. Set it to two per
+core: sync workers, because on a 2-core machine a 3-query page ran at about a quarter
 of hello-world throughput with sync workers, and gthread was unstable on database
 pages. A worker sits near 55 MB; recycling after a few thousand requests keeps any
 slow growth bounded. Every value can be overridden from the environment.
 """
 
-import multiprocessing
 import os
 
+from config import web_workers
+
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("WEB_CONCURRENCY") or 2 * multiprocessing.cpu_count())
+workers = web_workers()
 worker_class = "sync"
 # Long work (sends, imports, purges) runs in Celery, so a request that takes longer
 # than this is a fault, not a big job.

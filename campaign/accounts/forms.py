@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, StringField
@@ -71,7 +72,14 @@ class RegisterForm(FlaskForm):
 class LoginForm(FlaskForm):
     email = email_field()
     password = _current_password_field("Password")
-    remember = BooleanField(_l("Keep me logged in on this device for 14 days"))
+    remember = BooleanField(_l("Keep me logged in on this device"))
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        days = current_app.config["REMEMBER_COOKIE_DURATION"].days
+        self.remember.label.text = _l(
+            "Keep me logged in on this device for %(days)d days", days=days
+        )
 
 
 class TwoFactorForm(FlaskForm):
@@ -80,7 +88,11 @@ class TwoFactorForm(FlaskForm):
         filters=[strip_filter],
         validators=[
             InputRequired(_l("Enter the code from your app.")),
-            Length(min=6, max=8, message=_l("The code has six digits.")),
+            Length(
+                min=6,
+                max=24,
+                message=_l("Enter the six-digit code, or one of your recovery codes."),
+            ),
         ],
     )
 
@@ -106,6 +118,12 @@ class ChangeEmailForm(FlaskForm):
 
 
 class DisableTwoFactorForm(FlaskForm):
+    password = _current_password_field()
+
+
+class RecoveryCodesForm(FlaskForm):
+    """Make new recovery codes: the password, so an unattended session cannot."""
+
     password = _current_password_field()
 
 

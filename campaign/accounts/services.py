@@ -5,15 +5,26 @@ Services flush, never commit: the view, task or CLI command owns the transaction
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pyotp
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from campaign.accounts.models import User, new_session_token
+from campaign.accounts.models import (
+    LoginThrottle,
+    RecoveryCode,
+    User,
+    UserSession,
+    new_session_token,
+    token_hash,
+)
 from campaign.core import audit
 from campaign.core.addresses import normalise_email
 from campaign.core.crypto import decrypt_field, encrypt_field, needs_rotation
@@ -33,8 +44,135 @@ def user_by_email(email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email == email.lower()))
 
 
+# --- login sessions ----------------------------------------------------------------------
+
+# How stale "last seen" may get before a request writes it again.
+TOUCH_EVERY = timedelta(minutes=5)
+
+
+def summarise_user_agent(header: str | None) -> str:
+    """ "Firefox on Android": enough to recognise a device, not enough to fingerprint it."""
+    text = (header or "").lower()
+    browsers = (("edg/", "Edge"), ("opr/", "Opera"), ("firefox/", "Firefox"),
+                ("chrome/", "Chrome"), ("chromium/", "Chromium"), ("safari/", "Safari"),
+                ("curl/", "curl"))  # fmt: skip
+    systems = (("android", "Android"), ("iphone", "iPhone"), ("ipad", "iPad"),
+               ("windows", "Windows"), ("mac os", "macOS"), ("cros", "ChromeOS"),
+               ("linux", "Linux"))  # fmt: skip
+    browser = next((name for marker, name in browsers if marker in text), "")
+    system = next((name for marker, name in systems if marker in text), "")
+    if browser and system:
+        return f"{browser} on {system}"
+    return browser or system or "Unknown browser"
+
+
+def start_session(user: User, *, remember: bool, user_agent: str | None = None) -> UserSession:
+    """A new login session for ``user``; its random token goes in the cookie (get_id)."""
+    token = new_session_token()
+    row = UserSession(
+        user_id=user.id,
+        token_hash=token_hash(token),
+        last_seen_at=utcnow(),
+        user_agent=summarise_user_agent(user_agent),
+        remember=remember,
+    )
+    db.session.add(row)
+    db.session.flush()
+    user.session_key = token
+    user.current_session_id = row.id
+    return row
+
+
+def _session_expired(row: UserSession, now: datetime) -> bool:
+    config = current_app.config
+    if row.remember:
+        return row.created_at + config["REMEMBER_COOKIE_DURATION"] < now
+    return row.last_seen_at + config["PERMANENT_SESSION_LIFETIME"] < now
+
+
 def user_by_session_token(token: str) -> User | None:
-    return db.session.scalar(select(User).where(User.session_token == token))
+    """Flask-Login's user loader: the user of a live (not revoked, not expired) session."""
+    if not token or len(token) > 200:
+        return None
+    row = db.session.scalar(
+        select(UserSession).where(
+            UserSession.token_hash == token_hash(token), UserSession.revoked_at.is_(None)
+        )
+    )
+    now = utcnow()
+    if row is None or _session_expired(row, now):
+        return None
+    user = db.session.get(User, row.user_id)
+    if user is None or not user.is_active:
+        return None
+    user.session_key = token
+    user.current_session_id = row.id
+    if now - row.last_seen_at > TOUCH_EVERY:
+        _touch(row, now)
+    return user
+
+
+def _touch(row: UserSession, now: datetime) -> None:
+    """Note that a session was used, in a short transaction of its own.
+
+    A GET never commits the request's session, so the write goes through a separate one.
+    On SQLite a writing request already holds the database's only write lock, so there
+    the time rides along with that request's own commit instead.
+    """
+    from flask import has_request_context, request
+
+    writing = has_request_context() and request.method not in ("GET", "HEAD")
+    if writing and db.engine.dialect.name == "sqlite":
+        row.last_seen_at = now
+        return
+    side = db.sessionmaker()
+    try:
+        side.execute(update(UserSession).where(UserSession.id == row.id).values(last_seen_at=now))
+        side.commit()
+    except SQLAlchemyError:
+        side.rollback()
+        current_app.logger.warning("could not record when a session was last seen")
+    finally:
+        side.close()
+
+
+def live_sessions(user: User) -> list[UserSession]:
+    """The user's sessions that still work, most recently used first."""
+    now = utcnow()
+    rows = db.session.scalars(
+        select(UserSession)
+        .where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))
+        .order_by(UserSession.last_seen_at.desc(), UserSession.id.desc())
+    )
+    return [row for row in rows if not _session_expired(row, now)]
+
+
+def end_session(user: User) -> None:
+    """Log out the session this request runs in: its cookies stop working at once."""
+    if user.current_session_id is not None:
+        db.session.execute(
+            update(UserSession)
+            .where(UserSession.id == user.current_session_id, UserSession.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
+
+
+def _revoke_sessions(user: User, *, keep_id: int | None = None) -> int:
+    query = update(UserSession).where(
+        UserSession.user_id == user.id, UserSession.revoked_at.is_(None)
+    )
+    if keep_id is not None:
+        query = query.where(UserSession.id != keep_id)
+    return db.session.execute(query.values(revoked_at=utcnow())).rowcount or 0
+
+
+def logout_other_devices(user: User) -> int:
+    """Revoke every session of this user except the current one; returns how many."""
+    count = _revoke_sessions(user, keep_id=user.current_session_id)
+    audit.record(
+        "account.other_sessions_revoked", actor_id=user.id, subject_user_id=user.id, count=count
+    )
+    return count
 
 
 def _external(endpoint: str, **values: object) -> str:
@@ -116,39 +254,178 @@ class LoginResult:
     needs_second_factor: bool = False
 
 
-def authenticate(email: str, password: str) -> LoginResult:
-    """Check a password, counting failures; a locked account fails like a wrong password."""
+# Failures older than this are forgotten; locks are remembered (to grow) for a day.
+FAILURE_WINDOW = timedelta(hours=1)
+LOCKOUT_MEMORY = timedelta(days=1)
+ADDRESS_LOCK_CAP = timedelta(days=1)
+ACCOUNT_LOCK_CAP = timedelta(minutes=30)
+
+
+def address_key(address: str | None) -> str:
+    """A client address as the throttle keeps it: a keyed hash, not the address."""
+    secret = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(secret, (address or "unknown").encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def _locked_throttle(user: User, address: str | None) -> LoginThrottle:
+    """The throttle row for (account, address), locked for this transaction and read
+    afresh, so failures arriving at the same moment are all counted."""
+    key = address_key(address)
+    query = (
+        select(LoginThrottle)
+        .where(LoginThrottle.user_id == user.id, LoginThrottle.address_key == key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    row = db.session.scalar(query)
+    if row is None:
+        row = LoginThrottle(user_id=user.id, address_key=key, failures=0, lockouts=0)
+        try:
+            with db.session.begin_nested():  # another request may create it at the same time
+                db.session.add(row)
+        except IntegrityError:
+            row = db.session.scalar(query)
+    return row
+
+
+def _locked_user(user: User) -> None:
+    """Lock the user's row and reload its counters (after the throttle row: one order)."""
+    db.session.scalar(
+        select(User)
+        .where(User.id == user.id)
+        # FOR NO KEY UPDATE: it must not wait on the key-share lock that inserting a
+        # throttle row (a foreign key to users) takes, or two logins deadlock.
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
+
+
+def is_locked_out(user: User, address: str | None) -> bool:
+    """Whether logins to ``user`` from ``address`` are refused right now."""
+    now = utcnow()
+    if user.locked_until and user.locked_until > now:
+        return True
+    row = db.session.scalar(
+        select(LoginThrottle).where(
+            LoginThrottle.user_id == user.id, LoginThrottle.address_key == address_key(address)
+        )
+    )
+    return bool(row and row.locked_until and row.locked_until > now)
+
+
+def record_failure(user: User, address: str | None) -> None:
+    """Count a wrong password, two-factor code or recovery code for this account.
+
+    From one address: LOGIN_MAX_FAILURES lock that address out of this account, for
+    LOGIN_LOCKOUT_MINUTES doubled at each repeat (up to a day). From all addresses
+    together: LOGIN_ACCOUNT_MAX_FAILURES lock the whole account, for
+    LOGIN_ACCOUNT_LOCKOUT_MINUTES more at each repeat (up to 30 minutes), so a
+    stranger can keep the owner out only briefly.
+    """
+    config = current_app.config
+    now = utcnow()
+    row = _locked_throttle(user, address)
+    if row.last_failure_at and now - row.last_failure_at > FAILURE_WINDOW:
+        row.failures = 0
+        if now - row.last_failure_at > LOCKOUT_MEMORY:
+            row.lockouts = 0
+    row.failures += 1
+    row.last_failure_at = now
+    if row.failures >= config["LOGIN_MAX_FAILURES"]:
+        delay = timedelta(minutes=config["LOGIN_LOCKOUT_MINUTES"]) * (2**row.lockouts)
+        row.locked_until = now + min(delay, ADDRESS_LOCK_CAP)
+        row.lockouts += 1
+        row.failures = 0
+        audit.record("account.locked_for_address", subject_user_id=user.id, times=row.lockouts)
+
+    _locked_user(user)
+    if user.locked_until and now - user.locked_until > LOCKOUT_MEMORY:
+        user.lockouts = 0
+    user.failed_logins += 1
+    if user.failed_logins >= config["LOGIN_ACCOUNT_MAX_FAILURES"]:
+        step = timedelta(minutes=config["LOGIN_ACCOUNT_LOCKOUT_MINUTES"])
+        user.locked_until = now + min(step * (user.lockouts + 1), ACCOUNT_LOCK_CAP)
+        user.lockouts += 1
+        user.failed_logins = 0
+        audit.record("account.locked", subject_user_id=user.id, times=user.lockouts)
+    audit.record("login.failed", subject_user_id=user.id)
+
+
+def _record_success(user: User, address: str | None) -> None:
+    """A full login from this address: its failures (and the account's) are forgiven."""
+    key = address_key(address)
+    with db.session.no_autoflush:  # the throttle row first, then the user's: one lock order
+        db.session.execute(
+            delete(LoginThrottle).where(
+                LoginThrottle.user_id == user.id, LoginThrottle.address_key == key
+            )
+        )
+    user.failed_logins = 0
+    if user.locked_until and user.locked_until <= utcnow():
+        user.locked_until = None
+
+
+def authenticate(email: str, password: str, address: str | None = None) -> LoginResult:
+    """Check a password from a client address, counting failures per account and address.
+
+    A locked-out attempt fails exactly like a wrong password. With two-factor on, the
+    failures are forgiven only once the second step succeeds too.
+    """
     try:
         email = normalise_email(email)
     except ValueError:
         verify_password(None, password)
         return LoginResult(None)
     user = user_by_email(email)
-    now = utcnow()
     if user is None:
         verify_password(None, password)
         audit.record("login.failed_unknown")
         return LoginResult(None)
-    if user.locked_until and user.locked_until > now:
+    if is_locked_out(user, address):
         verify_password(None, password)
         audit.record("login.refused_locked", subject_user_id=user.id)
         return LoginResult(None)
     if not user.is_active or not verify_password(user.password_hash, password):
-        user.failed_logins += 1
-        if user.failed_logins >= current_app.config["LOGIN_MAX_FAILURES"]:
-            minutes = current_app.config["LOGIN_LOCKOUT_MINUTES"]
-            user.locked_until = now + timedelta(minutes=minutes)
-            user.failed_logins = 0
-            audit.record("account.locked", subject_user_id=user.id)
-        audit.record("login.failed", subject_user_id=user.id)
+        record_failure(user, address)
         return LoginResult(None)
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
-    user.failed_logins = 0
-    user.locked_until = None
     if user.totp_enabled:
         return LoginResult(user, needs_second_factor=True)
+    _record_success(user, address)
     return LoginResult(user)
+
+
+@dataclass
+class SecondFactorResult:
+    ok: bool
+    locked: bool = False
+    used_recovery_code: bool = False
+
+
+def check_second_factor(user: User, code: str, address: str | None = None) -> SecondFactorResult:
+    """The login's second step: a TOTP code or an unused recovery code.
+
+    Wrong codes count towards the same lockout as wrong passwords.
+    """
+    if is_locked_out(user, address):
+        audit.record("login.refused_locked", subject_user_id=user.id)
+        return SecondFactorResult(ok=False, locked=True)
+    # Serialise second steps for this account (throttle row, then user row), so one TOTP
+    # code sent twice at the same moment is accepted once.
+    _locked_throttle(user, address)
+    _locked_user(user)
+    if looks_like_recovery_code(code):
+        ok = use_recovery_code(user, code)
+        recovery = ok
+    else:
+        ok = verify_totp(user, code)
+        recovery = False
+    if not ok:
+        record_failure(user, address)
+        return SecondFactorResult(ok=False, locked=is_locked_out(user, address))
+    _record_success(user, address)
+    return SecondFactorResult(ok=True, used_recovery_code=recovery)
 
 
 def record_login(user: User) -> None:
@@ -158,7 +435,7 @@ def record_login(user: User) -> None:
 
 def logout_everywhere(user: User) -> None:
     """Invalidate every session and remember-me cookie of this user."""
-    user.session_token = new_session_token()
+    _revoke_sessions(user)
     audit.record("account.sessions_revoked", actor_id=user.id, subject_user_id=user.id)
 
 
@@ -217,22 +494,114 @@ def verify_totp(user: User, code: str) -> bool:
     return False
 
 
-def enable_totp(user: User, code: str) -> None:
+def enable_totp(user: User, code: str) -> list[str]:
+    """Turn two-factor on with a first good code; returns the recovery codes, shown once."""
     if not verify_totp(user, code):
         raise AccountError(
             _l("That code did not match. Check the time on your phone and try again.")
         )
     user.totp_enabled = True
     audit.record("account.2fa_enabled", actor_id=user.id, subject_user_id=user.id)
+    return _new_recovery_codes(user)
+
+
+def _clear_two_factor(user: User) -> None:
+    user.totp_enabled = False
+    user.totp_secret = None
+    user.totp_last_step = None
+    db.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
 
 
 def disable_totp(user: User, password: str) -> None:
     if not verify_password(user.password_hash, password):
         raise AccountError(_l("Your password was not right."))
-    user.totp_enabled = False
-    user.totp_secret = None
-    user.totp_last_step = None
+    _clear_two_factor(user)
     audit.record("account.2fa_disabled", actor_id=user.id, subject_user_id=user.id)
+
+
+def reset_two_factor_by_admin(admin: User, user: User) -> None:
+    """A platform admin turns off someone's two-factor (a lost phone and no codes left).
+
+    Audit-logged, mailed to the person, and every session of theirs is logged out.
+    """
+    if not admin.is_admin:
+        raise AccountError(_l("Only platform admins can do that."))
+    if not user.totp_enabled and user.totp_secret is None:
+        raise AccountError(_l("That account does not use two-factor authentication."))
+    _clear_two_factor(user)
+    _revoke_sessions(user)
+    audit.record("account.2fa_reset_by_admin", actor_id=admin.id, subject_user_id=user.id)
+    queue_email(user.email, "two_factor_reset", category=MailCategory.TRANSACTIONAL)
+
+
+# --- recovery codes -----------------------------------------------------------------------
+
+RECOVERY_CODE_COUNT = 10
+_RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i
+
+
+def _normalise_recovery_code(code: str) -> str:
+    return "".join(ch for ch in code.lower() if ch.isalnum())
+
+
+def looks_like_recovery_code(code: str) -> bool:
+    """Recovery codes have letters or are longer than a TOTP code."""
+    normalised = _normalise_recovery_code(code)
+    return any(ch.isalpha() for ch in normalised) or len(normalised) > 8
+
+
+def _new_recovery_codes(user: User) -> list[str]:
+    """Replace the user's recovery codes with ten fresh ones (about 80 bits each)."""
+    db.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    codes = []
+    for _ in range(RECOVERY_CODE_COUNT):
+        raw = "".join(secrets.choice(_RECOVERY_ALPHABET) for _ in range(16))
+        codes.append("-".join(raw[i : i + 4] for i in range(0, 16, 4)))
+        db.session.add(RecoveryCode(user_id=user.id, code_hash=token_hash(raw)))
+    db.session.flush()
+    return codes
+
+
+def regenerate_recovery_codes(user: User, password: str) -> list[str]:
+    """New recovery codes (the old ones stop working); needs the password."""
+    if not verify_password(user.password_hash, password):
+        raise AccountError(_l("Your password was not right."))
+    if not user.totp_enabled:
+        raise AccountError(_l("Turn on two-factor authentication first."))
+    codes = _new_recovery_codes(user)
+    audit.record("account.recovery_codes_regenerated", actor_id=user.id, subject_user_id=user.id)
+    return codes
+
+
+def recovery_codes_left(user: User) -> int:
+    return len(
+        db.session.scalars(
+            select(RecoveryCode.id).where(
+                RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None)
+            )
+        ).all()
+    )
+
+
+def use_recovery_code(user: User, code: str) -> bool:
+    """Spend one recovery code; each works once (a conditional update, so even two
+    requests at the same moment cannot both use it)."""
+    normalised = _normalise_recovery_code(code)
+    if not user.totp_enabled or len(normalised) != 16:
+        return False
+    result = db.session.execute(
+        update(RecoveryCode)
+        .where(
+            RecoveryCode.user_id == user.id,
+            RecoveryCode.code_hash == token_hash(normalised),
+            RecoveryCode.used_at.is_(None),
+        )
+        .values(used_at=utcnow())
+    )
+    if result.rowcount != 1:
+        return False
+    audit.record("login.recovery_code_used", actor_id=user.id, subject_user_id=user.id)
+    return True
 
 
 # --- password reset and changes -----------------------------------------------------------
@@ -266,6 +635,8 @@ def check_reset_token(token: str) -> User:
 
 def reset_password(token: str, new_password: str) -> User:
     user = check_reset_token(token)
+    # Throttle rows before the user row, the order a failed login takes them in.
+    db.session.execute(delete(LoginThrottle).where(LoginThrottle.user_id == user.id))
     _set_password(user, new_password)
     # Whoever could read the reset mail could read a confirmation one.
     if user.email_confirmed_at is None:
@@ -276,15 +647,17 @@ def reset_password(token: str, new_password: str) -> User:
     return user
 
 
-def _set_password(user: User, new_password: str) -> None:
+def _set_password(user: User, new_password: str, *, keep_session_id: int | None = None) -> None:
+    """A new password logs out every session but (optionally) the one that set it."""
     user.password_hash = hash_password(new_password)
-    user.session_token = new_session_token()
+    _revoke_sessions(user, keep_id=keep_session_id)
 
 
 def change_password(user: User, current: str, new_password: str) -> None:
+    """Change the password; every other session of the user is logged out."""
     if not verify_password(user.password_hash, current):
         raise AccountError(_l("Your current password was not right."))
-    _set_password(user, new_password)
+    _set_password(user, new_password, keep_session_id=user.current_session_id)
     audit.record("account.password_changed", actor_id=user.id, subject_user_id=user.id)
     queue_email(user.email, "password_changed")
 

@@ -17,6 +17,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
@@ -28,6 +29,7 @@ from campaign.accounts.forms import (
     DisableTwoFactorForm,
     ForgotPasswordForm,
     LoginForm,
+    RecoveryCodesForm,
     RegisterForm,
     ResetPasswordForm,
     TwoFactorForm,
@@ -72,10 +74,20 @@ def _token_problem(exc: TokenError) -> tuple[str, int]:
 
 
 def _finish_login(user: User, remember: bool) -> None:
-    """Rotate the session and log in: nothing from before login carries over."""
+    """Rotate the session and log in: nothing from before login carries over.
+
+    Each login is a row of its own (``user_sessions``) whose random token the cookies
+    carry, so logging out can end exactly this one on the server.
+    """
     session.clear()
+    services.start_session(user, remember=remember, user_agent=request.headers.get("User-Agent"))
     login_user(user, remember=remember)
     services.record_login(user)
+
+
+def _end_pending_second_step() -> None:
+    for key in ("2fa_user", "2fa_until", "2fa_remember", "2fa_next"):
+        session.pop(key, None)
 
 
 @bp.route("/register", methods=["GET", "POST"])
@@ -152,7 +164,7 @@ def login() -> Response | tuple[str, int]:
         return redirect(_safe_next(request.args.get("next")))
     form = LoginForm()
     if form.validate_on_submit():
-        result = services.authenticate(form.email.data, form.password.data)
+        result = services.authenticate(form.email.data, form.password.data, request.remote_addr)
         next_url = _safe_next(request.args.get("next"))
         if result.user is None:
             db.session.commit()  # keep the failure count and the audit row
@@ -188,14 +200,31 @@ def two_factor() -> Response | tuple[str, int]:
         abort(400)
     form = TwoFactorForm()
     if form.validate_on_submit():
-        if services.verify_totp(user, form.code.data):
+        result = services.check_second_factor(user, form.code.data, request.remote_addr)
+        db.session.commit()  # keep the failure count and the audit rows, or the used code
+        if result.ok:
             remember = session.get("2fa_remember", False)
             next_url = session.get("2fa_next") or url_for("groups.home")
             _finish_login(user, remember=remember)
             db.session.commit()
             flash(_("You are logged in."), "success")
+            if result.used_recovery_code:
+                flash(
+                    _(
+                        "You used a recovery code; %(left)d are left. Each works only once: "
+                        "make new ones in your account settings.",
+                        left=services.recovery_codes_left(user),
+                    ),
+                    "warning",
+                )
             return redirect(_safe_next(next_url))
-        form.code.errors.append(_("That code did not match. Codes change every 30 seconds."))
+        if result.locked:
+            _end_pending_second_step()
+            flash(_(LOGIN_FAILED), "error")
+            return redirect(url_for("accounts.login"))
+        form.code.errors.append(
+            _("That code did not match. Codes change every 30 seconds; a recovery code works once.")
+        )
     return render_form("accounts/two_factor.html", form)
 
 
@@ -205,6 +234,10 @@ def logout() -> Response:
     """Log out of this device (a POST, so a link cannot log anyone out)."""
     form = ConfirmForm()
     if form.validate_on_submit():
+        if current_user.is_authenticated:
+            # Revoked on the server: a copy of this session or remember cookie is useless.
+            services.end_session(current_user)
+            db.session.commit()
         session.clear()
         logout_user()  # after clear(): it leaves the marker that deletes the remember cookie
         flash(_("You are logged out."), "success")
@@ -247,15 +280,25 @@ def reset_password(token: str) -> Response | tuple[str, int]:
     return render_form("accounts/reset_password.html", form)
 
 
+def _settings_context() -> dict:
+    return {
+        "sessions": services.live_sessions(current_user),
+        "current_session_id": current_user.current_session_id,
+        "recovery_codes_left": services.recovery_codes_left(current_user),
+    }
+
+
 @bp.route("/account")
 def settings() -> str:
-    """The logged-in user's own settings."""
+    """The logged-in user's own settings, and the devices logged in to the account."""
     return render_template(
         "accounts/settings.html",
         password_form=ChangePasswordForm(prefix="pw"),
         email_form=ChangeEmailForm(prefix="em"),
         disable_form=DisableTwoFactorForm(prefix="tf"),
+        codes_form=RecoveryCodesForm(prefix="rc"),
         plain_form=ConfirmForm(),
+        **_settings_context(),
     )
 
 
@@ -264,10 +307,11 @@ def _settings_with(form_name: str, form: object) -> tuple[str, int]:
         "password_form": ChangePasswordForm(prefix="pw", formdata=None),
         "email_form": ChangeEmailForm(prefix="em", formdata=None),
         "disable_form": DisableTwoFactorForm(prefix="tf", formdata=None),
+        "codes_form": RecoveryCodesForm(prefix="rc", formdata=None),
         "plain_form": ConfirmForm(formdata=None),
     }
     forms[form_name] = form
-    return render_template("accounts/settings.html", **forms), 422
+    return render_template("accounts/settings.html", **forms, **_settings_context()), 422
 
 
 @bp.route("/account/password", methods=["POST"])
@@ -283,7 +327,6 @@ def change_password() -> Response | tuple[str, int]:
             form.current_password.errors.append(str(exc))
         else:
             db.session.commit()
-            login_user(current_user._get_current_object())
             flash(_("Your password is changed. Other devices have been logged out."), "success")
             return redirect(url_for("accounts.settings"))
     return _settings_with("password_form", form)
@@ -341,13 +384,14 @@ def setup_two_factor() -> Response | tuple[str, int]:
         db.session.commit()
     if form.validate_on_submit():
         try:
-            services.enable_totp(current_user, form.code.data)
+            codes = services.enable_totp(current_user, form.code.data)
         except services.AccountError as exc:
             form.code.errors.append(str(exc))
         else:
             db.session.commit()
             flash(_("Two-factor authentication is on."), "success")
-            return redirect(url_for("accounts.settings"))
+            # Shown once, in this response: only their hashes are kept.
+            return render_template("accounts/recovery_codes.html", codes=codes)
     return render_form(
         "accounts/setup_two_factor.html",
         form,
@@ -370,6 +414,44 @@ def disable_two_factor() -> Response | tuple[str, int]:
             flash(_("Two-factor authentication is off."), "success")
             return redirect(url_for("accounts.settings"))
     return _settings_with("disable_form", form)
+
+
+@bp.route("/account/two-factor/recovery-codes", methods=["POST"])
+def regenerate_recovery_codes() -> Response | str | tuple[str, int]:
+    """Make ten new recovery codes (needs the password); the old ones stop working."""
+    form = RecoveryCodesForm(prefix="rc")
+    if not current_user.totp_enabled:
+        flash(_("Turn on two-factor authentication first."), "error")
+        return redirect(url_for("accounts.settings"))
+    if form.validate_on_submit():
+        try:
+            codes = services.regenerate_recovery_codes(current_user, form.password.data)
+        except services.AccountError as exc:
+            form.password.errors.append(str(exc))
+        else:
+            db.session.commit()
+            return render_template("accounts/recovery_codes.html", codes=codes)
+    return _settings_with("codes_form", form)
+
+
+@bp.route("/account/logout-other-devices", methods=["POST"])
+def logout_other_devices() -> Response:
+    """End every other session of this account; this device stays logged in."""
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        count = services.logout_other_devices(current_user)
+        db.session.commit()
+        flash(
+            ngettext(
+                "%(num)d other device was logged out.",
+                "%(num)d other devices were logged out.",
+                count,
+            )
+            if count
+            else _("No other device was logged in."),
+            "success",
+        )
+    return redirect(url_for("accounts.settings"))
 
 
 @bp.route("/account/logout-everywhere", methods=["POST"])

@@ -9,7 +9,6 @@ seconds rather than hanging the command.
 from __future__ import annotations
 
 import base64
-import os
 import smtplib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -44,8 +43,9 @@ def _key_lengths(spec: str) -> list[tuple[str, int | None]]:
 
 
 def worker_count(config: Mapping[str, Any]) -> int:
-    """How many web worker processes this deployment runs (gunicorn's WEB_CONCURRENCY)."""
-    value = config.get("WEB_CONCURRENCY") or os.environ.get("WEB_CONCURRENCY") or "1"
+    """How many web worker processes this deployment runs (WEB_WORKERS, which
+    gunicorn.conf.py starts)."""
+    value = config.get("WEB_WORKERS") or "1"
     try:
         return max(1, int(value))
     except (TypeError, ValueError):
@@ -113,12 +113,13 @@ def config_findings(config: Mapping[str, Any]) -> list[Finding]:
 
     storage = config.get("RATELIMIT_STORAGE_URI") or "memory://"
     workers = worker_count(config)
-    if storage.startswith("memory://") and workers > 1:
+    if storage.startswith("memory://") and workers > 1 and config.get("RATELIMIT_ENABLED", True):
         add(
             "rate limits",
             False,
-            f"RATELIMIT_STORAGE_URI is memory:// with {workers} web workers: each counts "
-            "on its own. Use redis://.",
+            f"RATELIMIT_STORAGE_URI is memory:// with {workers} web workers (WEB_WORKERS / "
+            "WEB_CONCURRENCY): each would count login and sign-up attempts on its own. "
+            "Use a redis:// URL (docs/operations.md, 'Limits behind a proxy').",
         )
     else:
         add("rate limits", True, f"Rate limits are kept in {urlsplit(storage).scheme}://.")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
+from flask import Flask
 from itsdangerous.timed import TimestampSigner
+
+from campaign.extensions import limiter
 
 
 @pytest.fixture
@@ -28,3 +31,25 @@ def link_clock(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
         offset["seconds"] += seconds
 
     return advance
+
+
+@pytest.fixture
+def rate_limited(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Switch the shared limiter on for one test, with empty in-memory storage.
+
+    Flask-Limiter 4 decides in ``init_app`` whether it is enabled, and with
+    ``RATELIMIT_ENABLED = False`` it never sets up its storage. Decorated views call the
+    limiter directly, so initialising it against a throwaway app with the same settings
+    (and the limiter switched on) makes them count. The monkeypatch restores ``enabled``
+    and ``initialized`` afterwards, which switches it off again for every other test.
+    """
+    monkeypatch.setattr(limiter, "enabled", True)
+    monkeypatch.setattr(limiter, "initialized", limiter.initialized)
+    probe = Flask("rate-limit-probe")
+    probe.config.update(app.config)
+    probe.config["RATELIMIT_ENABLED"] = True
+    probe.config["RATELIMIT_STORAGE_URI"] = "memory://"
+    limiter.init_app(probe)
+    limiter.reset()
+    yield
+    limiter.reset()

@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from campaign.accounts import services
-from campaign.accounts.models import User
+from campaign.accounts.models import LoginThrottle, User, UserSession, token_hash
 from campaign.core.audit import AuditEvent
 from campaign.core.outbox import OutboxMessage
 from campaign.extensions import db
@@ -113,6 +113,34 @@ def turn_on_two_factor(user: User) -> pyotp.TOTP:
     user.totp_enabled = True
     db.session.commit()
     return pyotp.TOTP(services.totp_secret_for_display(user))
+
+
+def live_sessions(user: User) -> list[UserSession]:
+    """The user's session rows that have not been revoked, oldest first."""
+    return list(
+        db.session.scalars(
+            select(UserSession)
+            .where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))
+            .order_by(UserSession.id)
+        )
+    )
+
+
+def session_key(client: FlaskClient) -> str | None:
+    """The session token Flask-Login keeps in the client's session cookie."""
+    with client.session_transaction() as session:
+        return session.get("_user_id")
+
+
+def session_row(client: FlaskClient) -> UserSession | None:
+    key = session_key(client)
+    if key is None:
+        return None
+    return db.session.scalar(select(UserSession).where(UserSession.token_hash == token_hash(key)))
+
+
+def throttles(user: User) -> list[LoginThrottle]:
+    return list(db.session.scalars(select(LoginThrottle).where(LoginThrottle.user_id == user.id)))
 
 
 def token_of(path: str) -> str:

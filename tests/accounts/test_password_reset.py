@@ -17,6 +17,7 @@ from tests.accounts.helpers import (
     flashes,
     is_logged_in,
     link_path,
+    live_sessions,
     location_path,
     only_mail,
     outbox_count,
@@ -70,23 +71,28 @@ def test_a_known_address_gets_a_reset_link(client, make):
     assert [e.subject_user_id for e in audit_events("account.reset_requested")] == [user.id]
 
 
-def test_opening_the_link_shows_the_form_and_changes_nothing(client, make):
+def test_opening_the_link_shows_the_form_and_changes_nothing(app, client, make):
     user = make.user("ana@example.org")
     path = _reset_path(client, user)
-    old_hash, old_token = user.password_hash, user.session_token
+    old_hash = user.password_hash
+    elsewhere = app.test_client()
+    login(elsewhere, user)
 
     response = client.get(path)
 
     assert response.status_code == 200
     assert 'name="password_again"' in response.get_data(as_text=True)
     db.session.refresh(user)
-    assert (user.password_hash, user.session_token) == (old_hash, old_token)
+    assert user.password_hash == old_hash
+    assert len(live_sessions(user)) == 1
+    assert is_logged_in(elsewhere)
 
 
 def test_the_link_sets_the_new_password(app, client, make):
     user = make.user("ana@example.org")
     path = _reset_path(client, user)
-    old_token = user.session_token
+    elsewhere = app.test_client()
+    login(elsewhere, user)
 
     response = _choose(client, path, SECRET)
 
@@ -94,7 +100,8 @@ def test_the_link_sets_the_new_password(app, client, make):
     assert location_path(response) == "/login"
     db.session.refresh(user)
     assert verify_password(user.password_hash, SECRET)
-    assert user.session_token != old_token
+    assert live_sessions(user) == []
+    assert not is_logged_in(elsewhere)
     assert [e.subject_user_id for e in audit_events("account.password_reset")] == [user.id]
     old = attempt_login(app.test_client(), "ana@example.org", PASSWORD)
     assert old.status_code == 422

@@ -2,37 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-from flask import Flask
-
-from campaign.extensions import limiter
 from tests.accounts.helpers import LOGIN_FAILED, attempt_login, turn_on_two_factor
 from tests.conftest import post
 from tests.factories import PASSWORD
-
-
-@pytest.fixture
-def rate_limited(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Switch the shared limiter on for one test, with empty in-memory storage.
-
-    Flask-Limiter 4 decides in ``init_app`` whether it is enabled, and with
-    ``RATELIMIT_ENABLED = False`` it never sets up its storage. Decorated views call the
-    limiter directly, so initialising it against a throwaway app with the same settings
-    (and the limiter switched on) makes them count. The monkeypatch restores ``enabled``
-    and ``initialized`` afterwards, which switches it off again for every other test.
-    """
-    monkeypatch.setattr(limiter, "enabled", True)
-    monkeypatch.setattr(limiter, "initialized", limiter.initialized)
-    probe = Flask("rate-limit-probe")
-    probe.config.update(app.config)
-    probe.config["RATELIMIT_ENABLED"] = True
-    probe.config["RATELIMIT_STORAGE_URI"] = "memory://"
-    limiter.init_app(probe)
-    limiter.reset()
-    yield
-    limiter.reset()
 
 
 def test_the_eleventh_login_attempt_in_a_minute_is_refused(app, client, make, rate_limited):
@@ -68,7 +40,9 @@ def test_the_limit_is_per_client_address(app, make, rate_limited):
     assert response.status_code == 302
 
 
-def test_the_second_factor_step_is_limited_too(app, client, make, rate_limited):
+def test_the_second_factor_step_is_limited_too(app, client, make, rate_limited, monkeypatch):
+    # The per-account lockout (six wrong codes) would step in first: this is the limiter.
+    monkeypatch.setitem(app.config, "LOGIN_MAX_FAILURES", 100)
     user = make.user("ana@example.org")
     turn_on_two_factor(user)
     assert attempt_login(client, user.email, PASSWORD).status_code == 302

@@ -13,9 +13,11 @@ from tests.accounts.helpers import (
     flashes,
     is_logged_in,
     link_path,
+    live_sessions,
     location_path,
     only_mail,
     register,
+    session_row,
     users_with_email,
 )
 from tests.conftest import login, mail_to, post
@@ -84,7 +86,7 @@ def test_changing_the_password(app, client, make):
     other_device = app.test_client()
     login(client, user)
     login(other_device, user)
-    old_token = user.session_token
+    this_row = session_row(client)
 
     response = _change_password(client, PASSWORD, SECRET)
 
@@ -92,7 +94,7 @@ def test_changing_the_password(app, client, make):
     assert location_path(response) == "/account"
     db.session.refresh(user)
     assert verify_password(user.password_hash, SECRET)
-    assert user.session_token != old_token
+    assert [row.id for row in live_sessions(user)] == [this_row.id]
     # This device stays logged in; every other one is logged out.
     assert is_logged_in(client)
     assert not is_logged_in(other_device)

@@ -294,6 +294,7 @@ def test_every_private_route_sends_anonymous_visitors_to_login(app, client, two_
                 "mailing_id": two_groups["mailing_a"].id,
                 "supporter_id": two_groups["supporter_a"].id,
                 "group_id": two_groups["group_a"].id,
+                "user_id": two_groups["organiser_b"].id,
                 "token": "x",
                 "action_id": two_groups["action_a"].id,
                 "signup_id": two_groups["signup_a"].id,
@@ -310,7 +311,8 @@ def test_every_private_route_sends_anonymous_visitors_to_login(app, client, two_
 
 def test_admin_pages_are_hidden_from_organisers(client, make, two_groups):
     login(client, make.user())
-    for url in ("/admin/groups", "/admin/audit", "/admin/outbox"):
+    for url in ("/admin/groups", "/admin/audit", "/admin/outbox", "/admin/users",
+                f"/admin/users/{two_groups['organiser_b'].id}/two-factor-reset"):  # fmt: skip
         assert client.get(url).status_code == 404
     response = client.post(
         f"/admin/groups/{two_groups['group_b'].id}/decide",

@@ -82,6 +82,12 @@ def _prepare(case: str, client, app) -> str:
         user.totp_enabled = True
         db.session.flush()
         return "/account/two-factor/disable"
+    if case == "recovery_codes":
+        with app.test_request_context():
+            account_services.begin_totp_setup(user)
+        user.totp_enabled = True
+        db.session.flush()
+        return "/account/two-factor/recovery-codes"
     if case == "apply":
         return "/groups/apply"
     if case == "subscribe":
@@ -205,6 +211,7 @@ FORMS = [
              required=["new_email", "password"], emails=["new_email"]),
     FormCase("setup_two_factor", {"code": "123456"}, required=["code"]),
     FormCase("disable_two_factor", {"password": factories.PASSWORD}, required=["password"]),
+    FormCase("recovery_codes", {"rc-password": factories.PASSWORD}, required=["rc-password"]),
     FormCase(
         "apply",
         {"name": "Hillside Care", "area": "Hillside", "description": "We meet weekly.",
@@ -323,6 +330,7 @@ def test_the_attack_list_covers_every_form_with_fields(app):
     buttons = {
         "accounts.confirm_email", "accounts.resend_confirmation", "accounts.logout",
         "accounts.confirm_email_change", "accounts.logout_everywhere",
+        "accounts.logout_other_devices", "admin.reset_two_factor",
         "groups.remove_member", "groups.revoke_invitation", "groups.leave", "groups.invitation",
         "people.confirm_subscription",
         "people.unsubscribe_supporter", "people.erase_supporter",
@@ -335,6 +343,7 @@ def test_the_attack_list_covers_every_form_with_fields(app):
         "accounts.register", "accounts.login", "accounts.forgot_password",
         "accounts.reset_password", "accounts.two_factor", "accounts.change_password",
         "accounts.change_email", "accounts.setup_two_factor", "accounts.disable_two_factor",
+        "accounts.regenerate_recovery_codes",
         "groups.apply", "groups.settings", "groups.invite", "groups.change_role",
         "groups.admin_decide", "people.subscribe",
         "people.new_supporter", "people.supporter", "people.merge_supporters",

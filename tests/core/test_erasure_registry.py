@@ -33,6 +33,8 @@ NOT_A_SUPPORTERS_DATA = {
     "actions": "an action's title and venue address: the group's public event, no person",
     "audit_events": "ids and event names only; the IP address is the acting user's, and "
                     "rows written for a supporter's own request keep none (keep_ip=False)",
+    "login_throttles": "failed logins to a platform account, keyed by a hash of the client "
+                       "address; part of accounts, deleted with the user",
     "erased_addresses": "only a keyed hash of an erased address: the erasure itself, removed "
                         "when the person signs up again",
 }  # fmt: skip

@@ -152,6 +152,15 @@ def _mailing(ctx: Ctx, suffix: str) -> str:
     return f"/g/{group.slug}/mailings/{mailing.id}/{suffix}"
 
 
+def _admin_resets_2fa(ctx: Ctx) -> str:
+    from tests.accounts.helpers import turn_on_two_factor
+
+    _logged_in(ctx, admin=True)
+    user = factories.user("phone-lost@example.org")
+    turn_on_two_factor(user)
+    return f"/admin/users/{user.id}/two-factor-reset"
+
+
 def _data_link_path(ctx: Ctx) -> str:
     from campaign.people.services import unsubscribe_token
 
@@ -268,6 +277,8 @@ FORMS = [
              {"mailing_test"}),
     MailForm("mailing send now", "mailing.send", lambda ctx: _mailing(ctx, "send"),
              {"when": "now"}, {"mailing"}),
+    MailForm("admin resets someone's two-factor", "admin.reset_two_factor", _admin_resets_2fa,
+             {}, {"two_factor_reset"}, has_links=False),
     MailForm("data download link from an email", "mailing.my_data_link", _data_link_path, {},
              {"data_access_link"}),
 ]  # fmt: skip
