@@ -42,7 +42,7 @@ from campaign.core.outbox import (
     PreparedEmail,
     queue_prepared,
 )
-from campaign.core.text import render_markdown
+from campaign.core.text import markdown_to_text, render_markdown
 from campaign.extensions import db
 from campaign.groups.models import Group
 from campaign.mailing.models import Mailing, MailingStatus
@@ -153,7 +153,7 @@ def render_mailing(group: Group, mailing: Mailing) -> RenderedMailing:
             "mailing/_email_content.html", body_html=body_html, **context
         )
         html = render_template("email/mailing.html", body_html=body_html, **context)
-        text = render_template("email/mailing.txt", body_text=source, **context)
+        text = render_template("email/mailing.txt", body_text=markdown_to_text(source), **context)
     return RenderedMailing(
         subject=" ".join(mailing.subject.split()),
         text=text,
@@ -410,11 +410,22 @@ def preview(group: Group, mailing: Mailing) -> Preview:
     )
 
 
+def test_first_name(actor: User) -> str:
+    """The name a test copy greets the organiser by: their own, never a supporter's.
+
+    The first word of their account's display name, else the part of their address
+    before the @ (``sam.jones@…`` → ``sam.jones``).
+    """
+    words = (actor.display_name or "").split()
+    return words[0] if words else actor.email.partition("@")[0]
+
+
 def send_test(actor: User, group: Group, mailing: Mailing) -> int:
-    """Queue one copy to the organiser's own account address, marked as a test."""
+    """Queue one copy to the organiser's own account address, marked as a test and
+    personalised with the organiser's own details."""
     rendered = render_mailing(group, mailing)
     text, html, _content = rendered.personalise(
-        first_name=SAMPLE_FIRST_NAME, unsubscribe_url=unsubscribe_url(EXAMPLE_TOKEN)
+        first_name=test_first_name(actor), unsubscribe_url=unsubscribe_url(EXAMPLE_TOKEN)
     )
     return queue_prepared(
         [

@@ -137,6 +137,27 @@ def is_suppressed(group_id: int, email: str) -> bool:
     )
 
 
+# Service mail (about something the person asked for: their place at an action, their
+# account) is not marketing: unsubscribing from updates, or a complaint about a campaign
+# email (which unsubscribes), does not stop it. A hard bounce (the mailbox is gone) and
+# a manual block (an organiser's decision, or an erasure request) still do.
+SERVICE_MAIL_BLOCKED_BY = (SuppressionReason.HARD_BOUNCE, SuppressionReason.MANUAL)
+
+
+def blocks_service_mail(group_id: int, email: str) -> bool:
+    """Whether the group may not send service mail to this address (see above)."""
+    return (
+        db.session.scalar(
+            select(Suppression.id).where(
+                Suppression.group_id == group_id,
+                Suppression.email == email.lower(),
+                Suppression.reason.in_([reason.value for reason in SERVICE_MAIL_BLOCKED_BY]),
+            )
+        )
+        is not None
+    )
+
+
 def suppress(group_id: int, email: str, reason: SuppressionReason, detail: str = "") -> None:
     """Add an address to the group's never-mail list (idempotent)."""
     if not is_suppressed(group_id, email):
