@@ -25,6 +25,8 @@ def upgrade() -> None:
     postgresql = op.get_bind().dialect.name == "postgresql"
     op.create_index('ix_outbox_mailing_status', 'outbox_messages',
                     ['mailing_id', 'group_id', 'status', 'id'], unique=False)
+    op.create_index('ix_outbox_supporter_mailing', 'outbox_messages',
+                    ['supporter_id', 'mailing_id', 'group_id'], unique=False)
     op.create_index('ix_consent_group_action_time', 'consent_records',
                     ['group_id', 'action', 'created_at'], unique=False)
     op.create_index('ix_supporters_group_counts', 'supporters',
@@ -40,4 +42,5 @@ def downgrade() -> None:
         op.drop_index(f'ix_supporters_search_{name}', table_name='supporters')
     op.drop_index('ix_supporters_group_counts', table_name='supporters')
     op.drop_index('ix_consent_group_action_time', table_name='consent_records')
+    op.drop_index('ix_outbox_supporter_mailing', table_name='outbox_messages')
     op.drop_index('ix_outbox_mailing_status', table_name='outbox_messages')
