@@ -28,10 +28,10 @@ from campaign.core import audit
 from campaign.core.addresses import normalise_email
 from campaign.core.models import utcnow
 from campaign.core.outbox import MailCategory, queue_email
-from campaign.core.text import render_markdown
+from campaign.core.text import markdown_to_text, render_markdown
 from campaign.extensions import db
 from campaign.groups.models import Group
-from campaign.people.services import is_suppressed
+from campaign.people.services import blocks_service_mail
 
 ActionError = services.ActionError
 
@@ -308,7 +308,8 @@ def walk_in_count(group: Group, action: Action) -> int:
 
 def attendee_recipients(group: Group, action: Action) -> list[str]:
     """Addresses of confirmed sign-ups that can be mailed: no walk-in placeholders, none
-    on the group's suppression list. A service message, so no marketing consent needed."""
+    whose address bounced for good or was blocked. A service message (DESIGN rule 15):
+    no marketing consent is needed, and unsubscribing from updates does not stop it."""
     emails = db.session.scalars(
         select(ActionSignup.email)
         .where(
@@ -321,15 +322,17 @@ def attendee_recipients(group: Group, action: Action) -> list[str]:
     return [
         email
         for email in emails
-        if not is_placeholder_email(email) and not is_suppressed(group.id, email)
+        if not is_placeholder_email(email) and not blocks_service_mail(group.id, email)
     ]
 
 
 def email_attendees(actor: User, group: Group, action: Action, *, subject: str, body: str) -> int:
-    """One transactional email per person with a place; returns how many were queued."""
+    """One service email (category TRANSACTIONAL) per person with a place; returns how
+    many were queued."""
     if action.group_id != group.id:
         raise ActionError(_l("This action belongs to another group."))
     body_html = render_markdown(body)
+    body_text = markdown_to_text(body)
     sent = 0
     for email in attendee_recipients(group, action):
         queued = queue_email(
@@ -341,7 +344,7 @@ def email_attendees(actor: User, group: Group, action: Action, *, subject: str, 
             group=group,
             subject_line=subject,
             body_html=body_html,
-            body_text=body,
+            body_text=body_text,
         )
         sent += queued is not None
     audit.record(

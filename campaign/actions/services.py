@@ -28,7 +28,11 @@ from campaign.extensions import db
 from campaign.groups.models import Group
 from campaign.people.erasure import forget_erasure
 from campaign.people.models import Supporter
-from campaign.people.services import request_subscription, upsert_supporter
+from campaign.people.services import (
+    blocks_service_mail,
+    request_subscription,
+    upsert_supporter,
+)
 
 MANAGE_LINK_MAX_AGE = 400 * 24 * 3600  # links keep working until well after the action
 
@@ -127,6 +131,10 @@ def signup_from_token(token: str) -> ActionSignup:
 def _mail(signup: ActionSignup, template: str, category: MailCategory, **context: object) -> None:
     if not signup.has_email:
         return  # a walk-in recorded without an address
+    if category != MailCategory.STRANGER and blocks_service_mail(signup.group_id, signup.email):
+        # Service mail ignores unsubscribes but not a dead mailbox. (The acknowledgement
+        # of a sign-up just made goes out: the person has just given the address again.)
+        return
     action = signup.action
     with_place = signup.status == SignupStatus.CONFIRMED or action.place_public
     queue_email(
@@ -281,7 +289,7 @@ def cancel_action(actor: User, action: Action) -> int:
         )
     ).all()
     for signup in people:
-        if not signup.has_email:
+        if not signup.has_email or blocks_service_mail(action.group_id, signup.email):
             continue
         queue_email(
             signup.email,

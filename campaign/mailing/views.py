@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user
@@ -19,7 +19,7 @@ from wtforms import ValidationError
 from wtforms.fields import SelectChoice
 
 from campaign.core.forms import render_form
-from campaign.core.pagination import paginate
+from campaign.core.pagination import Page, paginate, requested_page
 from campaign.core.permissions import public
 from campaign.core.text import local_time
 from campaign.core.tokens import TokenError
@@ -153,14 +153,24 @@ def mailing(slug: str, mailing_id: int) -> Response | tuple[str, int]:
 def _report(group: Group, mailing: Mailing, status: int = 200) -> tuple[str, int]:
     services.refresh_status(mailing)
     db.session.commit()
-    page = paginate(services.undelivered_query(group, mailing))
+    counts = services.mailing_counts(group, [mailing])[mailing.id]
+    # The counts by status already say how many rows are not delivered: no second count.
+    number, per_page = requested_page(), current_app.config["PER_PAGE"]
+    page = Page(
+        items=services.undelivered_rows(
+            group, mailing, offset=(number - 1) * per_page, limit=per_page
+        ),
+        page=number,
+        per_page=per_page,
+        total=counts.undelivered,
+    )
     return render_template(
         "mailing/report.html",
         group=group,
         mailing=mailing,
         page=page,
         erased=services.erased_supporter_ids(group, [row.supporter_id for row in page.items]),
-        counts=services.mailing_counts(group, [mailing])[mailing.id],
+        counts=counts,
         segment=services.segment_label(group, mailing.segment),
         button_form=ButtonForm(formdata=None),
     ), status

@@ -99,11 +99,36 @@ class Supporter(TimestampedModel):
         return " ".join(part for part in (self.first_name, self.last_name) if part)
 
 
+# The organisers' search matches the start of a name, an address or a postcode, ignoring
+# case: each is a range scan on one of these expression indexes (LIKE 'word%' with
+# text_pattern_ops on PostgreSQL, whatever the database's collation; a range on SQLite),
+# which also hold erased_at so that matching ids come from the index alone.
+# The last one counts the list by status without reading the rows.
+_PATTERN = {"postgresql_ops": {"search_key": "text_pattern_ops"}}
+SUPPORTER_SEARCH_KEYS = {
+    "first_name": sa.func.lower(Supporter.first_name),
+    "last_name": sa.func.lower(Supporter.last_name),
+    "email": sa.func.lower(Supporter.email),
+    # Literals, not bound parameters: the query must spell the indexed expression exactly.
+    "postcode": sa.func.lower(
+        sa.func.replace(Supporter.postcode, sa.literal_column("' '"), sa.literal_column("''"))
+    ),
+}
+for _name, _key in SUPPORTER_SEARCH_KEYS.items():
+    sa.Index(f"ix_supporters_search_{_name}", Supporter.group_id, _key.label("search_key"),
+             Supporter.erased_at, **_PATTERN)  # fmt: skip
+sa.Index(
+    "ix_supporters_group_counts", Supporter.group_id, Supporter.erased_at, Supporter.updates_status
+)
+
+
 class ConsentRecord(TimestampedModel):
     """One event in a supporter's consent history. Never updated, never deleted alone."""
 
     __tablename__ = "consent_records"
     __personal_data__ = True
+    # "Unsubscribed since this mailing": the group's withdrawals after a time.
+    __table_args__ = (sa.Index("ix_consent_group_action_time", "group_id", "action", "created_at"),)
 
     supporter_id: Mapped[int] = mapped_column(
         sa.ForeignKey("supporters.id", ondelete="CASCADE"), index=True

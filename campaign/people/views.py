@@ -7,9 +7,8 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
-import sqlalchemy as sa
 from flask import (
     Blueprint,
     abort,
@@ -23,14 +22,13 @@ from flask import (
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy.orm import selectinload
 from werkzeug.utils import secure_filename
 from werkzeug.wrappers import Response
 from wtforms.fields import SelectChoice
 
 from campaign.core.addresses import normalise_email
 from campaign.core.forms import render_form
-from campaign.core.pagination import paginate
+from campaign.core.pagination import requested_page
 from campaign.core.permissions import public
 from campaign.core.tokens import TokenError, random_token
 from campaign.extensions import db, limiter
@@ -144,10 +142,12 @@ def _labels() -> dict[str, dict[str, object]]:
 # --- organisers: the supporter list ---------------------------------------------------------
 
 
-def _filters(group: Group) -> tuple[PeopleFilterForm, sa.Select | None, dict[str, str]]:
-    """The list's search and filters from the query string, and the query they select.
+def _filters(group: Group) -> tuple[PeopleFilterForm, dict[str, Any] | None, dict[str, str]]:
+    """The list's search and filters from the query string, as ``supporters_query``'s
+    arguments, and the query-string arguments to keep in links.
 
-    The query is ``None`` when the filters are not valid (say, a tag of another group).
+    The arguments are ``None`` when the filters are not valid (say, a tag of another
+    group).
     """
     form = PeopleFilterForm(request.args)
     form.tag.choices = [SelectChoice("", _("Any"))] + [
@@ -156,27 +156,36 @@ def _filters(group: Group) -> tuple[PeopleFilterForm, sa.Select | None, dict[str
     if not form.validate():
         return form, None, {}
     tag = services.get_tag(group, int(form.tag.data)) if form.tag.data else None
-    query = services.supporters_query(
-        group, search=form.q.data or "", tag=tag, status=form.status.data or None
-    )
+    filters = {"search": form.q.data or "", "tag": tag, "status": form.status.data or None}
     args = {"q": form.q.data, "tag": form.tag.data, "status": form.status.data}
-    return form, query, {name: value for name, value in args.items() if value}
+    return form, filters, {name: value for name, value in args.items() if value}
 
 
 def _list_page(group: Group, status: int = 200) -> tuple[str, int]:
     """The supporter list as the query string filters it (400 for invalid filters)."""
-    form, query, filter_args = _filters(group)
-    # The tags of a page's rows in one query, not one per row.
-    page = paginate(query.options(selectinload(Supporter.tags))) if query is not None else None
+    form, filters, filter_args = _filters(group)
+    # The group's counts head the whole list; a search shows how many match instead
+    # (counting a big group by status is most of a search's time).
+    counts = None if filter_args else services.supporter_counts(group)
+    page = None
+    if filters is not None:
+        page = services.supporters_page(
+            group,
+            **filters,
+            page=requested_page(),
+            per_page=current_app.config["PER_PAGE"],
+            # Unfiltered, the list is every supporter not erased: counted already.
+            total=counts["total"] if counts else None,
+        )
     return render_template(
         "people/list.html",
         group=group,
         form=form,
         page=page,
         filter_args=filter_args,
-        counts=services.supporter_counts(group),
+        counts=counts,
         **_labels(),
-    ), (400 if query is None else status)
+    ), (400 if filters is None else status)
 
 
 @bp.route("/g/<slug>/people")
@@ -190,9 +199,10 @@ def supporters(slug: str) -> tuple[str, int]:
 def supporters_csv(slug: str) -> Response | tuple[str, int]:
     """Organisers download the list as it is filtered on the page (audited)."""
     access = load_group(slug, role=Role.ORGANISER)
-    _form, query, _args = _filters(access.group)
-    if query is None:
+    _form, filters, _args = _filters(access.group)
+    if filters is None:
         return _list_page(access.group)
+    query = services.supporters_query(access.group, **filters)
     text, _count = services.supporters_csv(current_user, access.group, query)
     db.session.commit()
     return Response(

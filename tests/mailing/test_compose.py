@@ -154,7 +154,9 @@ def test_preview_shows_subject_html_text_sample_name_and_count(client, group, or
     body = response.get_data(as_text=True)
     assert "Rally on Saturday" in body
     assert "Hello <strong>Sam</strong>" in body  # the HTML part, as rendered
-    assert "Hello **Sam**" in body  # the plain-text part
+    # The plain-text part: a plain-text rendering, the link as "text (URL)".
+    assert "Hello Sam, stop (http://localhost/unsubscribe/example)" in body
+    assert "**" not in body
     assert "http://localhost/unsubscribe/example" in body
     assert "signed up for updates from Riverside Health Justice" in body
     assert "1 person" in body
@@ -171,7 +173,9 @@ def test_test_send_goes_to_the_organiser_only(client, group, organiser):
     assert message.subject == "[Test] Rally on Saturday"
     assert message.category == MailCategory.TRANSACTIONAL
     assert message.mailing_id is None and message.group_id == group.id
-    assert "Hello Sam!" in message.text_body
+    # Greeted by their own name (the organiser is "Olu Organiser"), not a sample one.
+    assert "Hello Olu!" in message.text_body
+    assert "Hello Olu!" in message.html_body
     assert mail_to("a@example.org") == []
     db.session.refresh(mailing)
     assert mailing.status == MailingStatus.DRAFT

@@ -51,10 +51,10 @@ def test_delivered_campaign_mail_is_multipart_with_valid_list_headers(
     assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
     text = message.get_body(("plain",)).get_content()
     html = message.get_body(("html",)).get_content()
-    assert "Hello **Ana**" in text
+    assert "Hello Ana," in text and "**" not in text
     assert "Hello <strong>Ana</strong>" in html
     # The visible footer: why they get it, and the way out.
-    assert "you signed up for updates from Grŵp Iechyd" in text
+    assert "you signed up for updates from Grŵp Iechyd" in " ".join(text.split())
     assert "you signed up for updates from Grŵp Iechyd" in html
     # No tracking: no images, links are not rewritten.
     assert "<img" not in html

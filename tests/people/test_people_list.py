@@ -148,6 +148,52 @@ def test_unknown_filter_values_are_a_clear_400(team, params):
     assert 'class="error' in text(response)
 
 
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("sil", {"ana@example.org", "bo@example.org"}),  # the start of a name
+        ("ilva", set()),  # not the middle of one: the search runs on indexes of prefixes
+        ("ana@", {"ana@example.org"}),  # the start of an address
+        ("example.org", set()),
+        ("N19", {"bo@example.org"}),  # postcode, spaces ignored
+        ("n1 9g", {"bo@example.org"}),  # the whole search begins the postcode
+        ("bo jones", set()),  # every word must match the same person
+        ("Ó'Brien", {"cy@example.org"}),
+        ("Ó'b", {"cy@example.org"}),
+    ],
+)
+def test_search_matches_the_start_of_names_addresses_and_postcodes(team, make, query, expected):
+    group = team["group"]
+    supporter(group, "ana@example.org", first_name="Ana", last_name="Silva", postcode="E1 6AN")
+    supporter(group, "bo@example.org", first_name="Bo", last_name="Silva", postcode="N1 9GU")
+    supporter(group, "cy@example.org", first_name="Cy", last_name="Ó'Brien")
+    supporter(make.group(), "sil@example.org", first_name="Silvia")  # another group
+
+    response = team["client"].get(team["base"], query_string={"q": query})
+
+    assert response.status_code == 200
+    assert _emails(text(response)) == expected
+
+
+def test_search_combines_with_tag_and_status_and_counts_matches(team):
+    group = team["group"]
+    supporter(group, "ana@example.org", first_name="Ana", last_name="Silva", tags=["stall"],
+              status=UpdatesStatus.SUBSCRIBED)  # fmt: skip
+    supporter(group, "bo@example.org", first_name="Bo", last_name="Silva", tags=["stall"])
+    supporter(group, "cy@example.org", first_name="Cy", last_name="Silva")
+    body = text(team["client"].get(team["base"]))
+    tag_id = re.search(r'<option value="(\d+)">stall</option>', body).group(1)
+
+    both = text(team["client"].get(team["base"], query_string={"q": "silva", "tag": tag_id}))
+    assert _emails(both) == {"ana@example.org", "bo@example.org"}
+    assert "2 supporters match" in both
+    subscribed = team["client"].get(
+        team["base"], query_string={"q": "silva", "tag": tag_id, "status": "subscribed"}
+    )
+    assert _emails(text(subscribed)) == {"ana@example.org"}
+    assert "1 supporter matches" in text(subscribed)
+
+
 def test_the_list_is_paginated_and_keeps_the_filters(team, app):
     group = team["group"]
     per_page = app.config["PER_PAGE"]
