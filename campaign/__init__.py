@@ -102,6 +102,12 @@ def _check_settings(app: Flask) -> None:
         )
     if app.config["ENV_NAME"] == "production" and len(app.config["SECRET_KEY"]) < 32:
         raise RuntimeError("SECRET_KEY must be at least 32 characters in production.")
+    if app.config["ENV_NAME"] == "production" and not app.config.get("CELERY_BROKER_URL"):
+        # Without a broker, mail would be sent inside the web request.
+        raise RuntimeError(
+            "Campaign cannot start in production without CELERY_BROKER_URL (the Redis "
+            "that carries delivery and other background work; see README, 'Configuration')."
+        )
     app.config["SQLALCHEMY_ENGINES"] = {
         "default": {
             "url": app.config["SQLALCHEMY_DATABASE_URI"],

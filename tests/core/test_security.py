@@ -67,6 +67,7 @@ def test_production_settings_are_strict(monkeypatch, tmp_path):
     monkeypatch.setattr("config.ProductionConfig.SQLALCHEMY_DATABASE_URI",
                         f"sqlite:///{tmp_path / 'p.db'}")  # fmt: skip
     monkeypatch.setattr("config.ProductionConfig.ENCRYPTION_KEYS", "k1:" + "A" * 43)
+    monkeypatch.setattr("config.ProductionConfig.CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
     app = create_app("production")
     assert not app.debug
     assert app.config["SESSION_COOKIE_SECURE"] and app.config["REMEMBER_COOKIE_SECURE"]

@@ -14,6 +14,7 @@ the ``mailing`` capability builds lists and campaigns on top of it.
 
 from __future__ import annotations
 
+from campaign.core.outbox.claim import possible_repeats, stalled_claims
 from campaign.core.outbox.deliver import deliver_due
 from campaign.core.outbox.mime import message_bytes
 from campaign.core.outbox.models import (
@@ -22,6 +23,7 @@ from campaign.core.outbox.models import (
     MailCategory,
     OutboxMessage,
     OutboxStatus,
+    lane_for,
     permanent_failure,
 )
 from campaign.core.outbox.queue import (
@@ -29,8 +31,9 @@ from campaign.core.outbox.queue import (
     dispatch_if_committed,
     queue_email,
     queue_prepared,
+    sender_for,
 )
-from campaign.core.outbox.throttle import MailThrottle
+from campaign.core.outbox.throttle import MailThrottle, delivery_problem, delivery_problems
 from campaign.core.outbox.transport import mail_file_dir
 
 __all__ = [
@@ -42,6 +45,12 @@ __all__ = [
     "OutboxStatus",
     "PreparedEmail",
     "deliver_due",
+    "delivery_problem",
+    "delivery_problems",
+    "lane_for",
+    "possible_repeats",
+    "sender_for",
+    "stalled_claims",
     "dispatch_if_committed",
     "mail_file_dir",
     "message_bytes",

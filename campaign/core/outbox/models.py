@@ -29,6 +29,19 @@ class OutboxStatus(enum.StrEnum):
 PRIORITY = {MailCategory.TRANSACTIONAL: 10, MailCategory.STRANGER: 10, MailCategory.MARKETING: 50}
 MAX_ATTEMPTS = 6
 
+# Delivery lanes: each has its own throttle state, so one group's campaign tripping the
+# relay never holds back password resets, confirmations or reminders.
+SERVICE_LANE = "service"
+
+
+def lane_for(category: str, group_id: int | None) -> str:
+    """The lane a row travels in: all mail people asked for (or strangers triggered)
+    shares the service lane; each group's campaign mail has a lane of its own."""
+    if category != MailCategory.MARKETING:
+        return SERVICE_LANE
+    return f"group:{group_id}" if group_id is not None else "marketing"
+
+
 # Sent with ``row=`` when a relay refuses a message for good (5xx): the people capability
 # listens and suppresses the address for the group that sent it.
 permanent_failure = Namespace().signal("outbox.permanent-failure")
@@ -65,3 +78,15 @@ class OutboxMessage(TimestampedModel):
     supporter_id: Mapped[int | None] = mapped_column(index=True)
     # An iCalendar invitation sent with the message (text/calendar), e.g. for an action.
     calendar: Mapped[str | None] = mapped_column(sa.Text)
+    # Who may send it: the lane (throttled on its own), and while it is SENDING, the
+    # claim that owns it (a random token per claimed batch), the worker holding that
+    # claim and when that worker last showed it was alive.
+    lane: Mapped[str] = mapped_column(
+        sa.String(60), default=SERVICE_LANE, server_default=SERVICE_LANE
+    )
+    claim_token: Mapped[str | None] = mapped_column(sa.String(32), index=True)
+    claimed_by: Mapped[str | None] = mapped_column(sa.String(100))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set when the row was taken over from a claimant that stopped mid-send while this
+    # row was the one in flight: the person may have had two copies (same Message-ID).
+    possible_repeat: Mapped[bool] = mapped_column(default=False, server_default=sa.false())

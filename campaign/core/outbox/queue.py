@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from email.utils import make_msgid, parseaddr
+from email.utils import formataddr, make_msgid, parseaddr
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,7 +14,13 @@ from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from campaign.core.models import utcnow
-from campaign.core.outbox.models import PRIORITY, MailCategory, OutboxMessage, OutboxStatus
+from campaign.core.outbox.models import (
+    PRIORITY,
+    MailCategory,
+    OutboxMessage,
+    OutboxStatus,
+    lane_for,
+)
 from campaign.extensions import db
 
 
@@ -39,9 +45,14 @@ def queue_email(
     supporter_id: int | None = None,
     headers: dict[str, str] | None = None,
     calendar: str | None = None,
+    group_name: str | None = None,
+    reply_to: str | None = None,
     **context: Any,
 ) -> OutboxMessage | None:
     """Render ``templates/email/<template>.{txt,html,subject}`` and queue it for ``to``.
+
+    Mail on a group's behalf passes ``group_name`` (it is then from "<group> via <site>")
+    and the group's contact address as ``reply_to``; core looks nothing up itself.
 
     Returns ``None`` when stranger-triggered mail to this address is over its daily
     limit: the caller's action still succeeds, the address is simply not mailed again.
@@ -57,14 +68,14 @@ def queue_email(
     subject = render_template(f"email/{template}.subject.txt", **context).strip()
     text = render_template(f"email/{template}.txt", **context)
     html = render_template(f"email/{template}.html", **context)
-    sender = current_app.config["MAIL_DEFAULT_SENDER"]
+    sender = sender_for(group_name)
     row = OutboxMessage(
         to_addr=address,
         from_addr=sender,
         subject=" ".join(subject.split())[:300],
         text_body=text,
         html_body=html,
-        headers=headers or {},
+        headers=_with_reply_to(headers, reply_to),
         message_id=make_msgid(domain=_sender_domain(sender)),
         category=category,
         template=template,
@@ -74,11 +85,33 @@ def queue_email(
         supporter_id=supporter_id,
         calendar=calendar,
         next_attempt_at=utcnow(),
+        lane=lane_for(category, group_id),
     )
     session.add(row)
     session.flush()
     session.info["outbox_pending"] = True
     return row
+
+
+def sender_for(group_name: str | None) -> str:
+    """The From header: the platform's sender, or for a group's mail
+    ``"<group name> via <SITE_NAME>" <sender address>`` (the address stays ours, so the
+    mail passes the relay's and the receiver's checks)."""
+    sender = current_app.config["MAIL_DEFAULT_SENDER"]
+    if not group_name:
+        return sender
+    name = " ".join(f"{group_name} via {current_app.config['SITE_NAME']}".split())
+    if not name.isascii():
+        return formataddr((name, parseaddr(sender)[1]))
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{quoted}" <{parseaddr(sender)[1]}>'
+
+
+def _with_reply_to(headers: dict[str, str] | None, reply_to: str | None) -> dict[str, str]:
+    merged = dict(headers or {})
+    if reply_to and "Reply-To" not in merged:
+        merged["Reply-To"] = reply_to
+    return merged
 
 
 def _sender_domain(sender: str) -> str:
@@ -110,18 +143,22 @@ def queue_prepared(
     category: MailCategory = MailCategory.MARKETING,
     group_id: int | None = None,
     mailing_id: int | None = None,
+    group_name: str | None = None,
+    reply_to: str | None = None,
     chunk_size: int = 500,
 ) -> int:
     """Queue already-rendered messages in the caller's transaction, in bulk; returns how many.
 
-    ``template`` only labels the rows. Stranger-triggered mail must use ``queue_email``,
+    ``template`` only labels the rows; ``group_name`` and ``reply_to`` are as for
+    ``queue_email``. Stranger-triggered mail must use ``queue_email``,
     which enforces the per-address daily limit.
     """
     if category == MailCategory.STRANGER:
         raise ValueError("stranger-triggered mail must be queued with queue_email()")
     session = db.session
-    sender = current_app.config["MAIL_DEFAULT_SENDER"]
+    sender = sender_for(group_name)
     domain = _sender_domain(sender)
+    lane = lane_for(category, group_id)
     queued = 0
     chunk: list[dict[str, Any]] = []
 
@@ -141,7 +178,7 @@ def queue_prepared(
                 "subject": " ".join(message.subject.split())[:300],
                 "text_body": message.text_body,
                 "html_body": message.html_body,
-                "headers": dict(message.headers),
+                "headers": _with_reply_to(message.headers, reply_to),
                 "message_id": make_msgid(domain=domain),
                 "category": category,
                 "template": template,
@@ -154,6 +191,8 @@ def queue_prepared(
                 "group_id": group_id,
                 "mailing_id": mailing_id,
                 "supporter_id": message.supporter_id,
+                "lane": lane,
+                "possible_repeat": False,
             }
         )
         if len(chunk) >= chunk_size:
@@ -177,13 +216,30 @@ def _forget_rolled_back_mail(session: Session) -> None:
 
 
 def dispatch_if_committed() -> None:
-    """Start delivery for mail committed in this unit of work (call after commit)."""
+    """Start delivery for mail committed in this unit of work (call after commit).
+
+    Never fails the caller: the change that queued the mail is already committed, so a
+    broker that cannot be reached is logged and the beat job (``deliver_outbox``, every
+    minute) delivers the mail later. Raising here would turn a done change into an error
+    page, and the person's retry would make the change twice.
+    """
     session = db.session
     if not session.info.pop("outbox_committed", False):
         return
     if current_app.config.get("CELERY_BROKER_URL"):
-        # This app's own Celery instance, not whichever one was created last.
-        current_app.extensions["celery"].send_task("campaign.deliver_outbox")
+        try:
+            # This app's own Celery instance, not whichever one was created last; one
+            # quick retry only, so a broker that is down does not hold up the response.
+            current_app.extensions["celery"].send_task(
+                "campaign.deliver_outbox",
+                retry=True,
+                retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2},
+            )
+        except Exception:  # noqa: BLE001 - any broker failure; the beat job delivers later
+            current_app.logger.warning(
+                "mail queued but the broker could not be reached; the beat job will deliver it",
+                exc_info=True,
+            )
     else:
         from campaign.core.outbox.deliver import deliver_due
 
