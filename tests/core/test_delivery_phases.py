@@ -289,3 +289,23 @@ def test_with_smtputf8_on_a_form_accepts_an_international_address(client, app, m
     response = post(client, "/forgot-password", {"email": "josé@example.org"})
     assert response.status_code == 302
     assert [r.to_addr for r in db.session.scalars(select(OutboxMessage))] == ["josé@example.org"]
+
+
+def test_the_organisers_report_says_why_a_send_is_paused(app, client, smtp_sink, make):
+    from campaign.mailing.models import MailingStatus
+    from tests.conftest import login
+    from tests.mailing.helpers import add_draft
+
+    organiser = make.user("org@example.org")
+    group = make.group(organiser=organiser)
+    mailing = add_draft(group)
+    mailing.status = MailingStatus.SENDING
+    _campaign(app, group, PEOPLE, mailing_id=mailing.id)
+    mailing.recipient_count = 3
+    db.session.commit()
+    smtp_sink.mail_reply = "530 5.7.0 Authentication required"
+    deliver_due()
+    login(client, organiser)
+    page = client.get(f"/g/{group.slug}/mailings/{mailing.id}").get_data(as_text=True)
+    assert "Sending is paused. The mail server said: 530 5.7.0 Authentication required" in page
+    assert _suppressed(group, PEOPLE) == []

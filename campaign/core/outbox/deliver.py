@@ -22,6 +22,8 @@ What each answer does (DESIGN rule 14):
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parseaddr
@@ -101,8 +103,46 @@ class _Run:
 def deliver_due(batch_size: int | None = None) -> dict[str, int]:
     """Send every due row, batch by batch, over one reused connection; returns counts
     (``paused``: lanes held back with mail waiting). Owns its transactions."""
-    session = db.session
-    batch_size = batch_size or current_app.config["MAIL_BATCH_SIZE"]
+    db.session.commit()
+    with _delivery_session() as session:
+        counts = _deliver(session, batch_size or current_app.config["MAIL_BATCH_SIZE"])
+    return counts
+
+
+@contextmanager
+def _delivery_session() -> Iterator[Session]:
+    """A session on one database connection held for the whole run.
+
+    Each row is its own small transaction (its UPDATE, then COMMIT), so checking a
+    pooled connection out and back in (with its pre-ping) for every row would cost more
+    than the row. On PostgreSQL the run's commits do not wait for the WAL flush
+    (``synchronous_commit = off``): a worker that dies still loses nothing committed;
+    only a crash of the database server itself could forget the last fraction of a
+    second of "sent" marks, and those few messages would go again with the same
+    Message-ID. When the app's session is already bound to a connection (the test
+    suite's), that session is used as it is.
+    """
+    bind = db.session.get_bind()
+    if not isinstance(bind, sa.engine.Engine):
+        yield db.session
+        return
+    with bind.connect() as connection:
+        postgres = bind.dialect.name == "postgresql"
+        if postgres:
+            connection.exec_driver_sql("SET synchronous_commit TO OFF")
+            connection.commit()
+        session = Session(bind=connection, expire_on_commit=False)
+        try:
+            yield session
+        finally:
+            session.close()
+            if postgres:
+                connection.rollback()
+                connection.exec_driver_sql("RESET synchronous_commit")
+                connection.commit()
+
+
+def _deliver(session: Session, batch_size: int) -> dict[str, int]:
     session.commit()
     counts = {"sent": 0, "retry": 0, "failed": 0, "paused": 0}
     transport = None
@@ -278,9 +318,12 @@ def _fail(run: _Run, row: Any, error: str, *, suppress: bool) -> None:
         return
     run.counts["failed"] += 1
     if suppress:
-        # A permanent refusal of this address: capabilities that keep lists suppress it.
-        failed = session.get(OutboxMessage, row.id, populate_existing=True)
+        # A permanent refusal of this address: capabilities that keep lists suppress it,
+        # in the app's own session (which may not be the delivery session).
+        session.commit()
+        failed = db.session.get(OutboxMessage, row.id, populate_existing=True)
         permanent_failure.send(current_app._get_current_object(), row=failed)
+        db.session.commit()
 
 
 def _flag_possible_repeat(session: Session, row_id: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import binascii
+import functools
 import hashlib
 from datetime import datetime
 from email.header import Header
@@ -25,12 +26,15 @@ def _header(name: str, value: str) -> bytes:
     RFC 2047 encoded-words."""
     value = " ".join(value.split())  # no line breaks smuggled in from data
     if name in _ADDRESS_HEADERS:
+        if "<" not in value and '"' not in value and "(" not in value:  # a bare address
+            return f"{name}: {value}\r\n".encode()
         return f"{name}: {_address_header(value)}\r\n".encode()
     if not value.isascii():
         value = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
     return f"{name}: {value}\r\n".encode("ascii")
 
 
+@functools.lru_cache(maxsize=1024)
 def _address_header(value: str) -> str:
     """``Display Name <address>``: only the display name may be encoded."""
     name, address = parseaddr(value)
