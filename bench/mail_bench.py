@@ -72,7 +72,6 @@ def _settings(database: str, port: int, instance: str) -> dict:
         "MAIL_SERVER": "127.0.0.1",
         "MAIL_PORT": port,
         "MAIL_FILE_DIR": instance,
-        "MAIL_BATCH_SIZE": 500,
     }
 
 

@@ -309,3 +309,13 @@ def test_the_organisers_report_says_why_a_send_is_paused(app, client, smtp_sink,
     page = client.get(f"/g/{group.slug}/mailings/{mailing.id}").get_data(as_text=True)
     assert "Sending is paused. The mail server said: 530 5.7.0 Authentication required" in page
     assert _suppressed(group, PEOPLE) == []
+
+
+def test_a_line_starting_with_a_dot_arrives_intact(app, session, smtp_sink):
+    row = _reset(app, "dots@example.org")
+    row.text_body = "first\n.\n.second line\n..third\n"
+    db.session.commit()
+    assert deliver_due()["sent"] == 1
+    parsed = email.message_from_bytes(smtp_sink.messages[0][1], policy=policy.default)
+    text = parsed.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert text == row.text_body

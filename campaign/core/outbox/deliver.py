@@ -21,6 +21,7 @@ What each answer does (DESIGN rule 14):
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -84,6 +85,16 @@ class _Run:
     counts: dict[str, int]
     lanes: dict[str, _Lane] = field(default_factory=dict)
     senders: dict[str, str] = field(default_factory=dict)
+    next_row: Any = None
+    built: dict[int, bytes] = field(default_factory=dict)
+
+    def build_next(self) -> None:
+        """Build the next row's message while the relay takes in this one."""
+        row = self.next_row
+        if row is not None and row.id in self.claim.owned:
+            # A row whose message cannot be built is built again, and reported, in its turn.
+            with contextlib.suppress(Exception):
+                self.built[row.id] = message_bytes(row)
 
     def lane(self, name: str) -> _Lane:
         lane = self.lanes.get(name)
@@ -186,7 +197,8 @@ def _send_batch(run: _Run) -> None:
     config = current_app.config
     renew_every = min(heartbeat_seconds(), config["MAIL_LEASE_SECONDS"] / 3)
     last_renewal = time.monotonic()
-    for row in claim.rows:
+    for position, row in enumerate(claim.rows):
+        run.next_row = claim.rows[position + 1] if position + 1 < len(claim.rows) else None
         if row.id not in claim.owned:
             continue  # released with its lane, or taken over by another worker
         if time.monotonic() - last_renewal >= renew_every:
@@ -215,11 +227,12 @@ def _send_batch(run: _Run) -> None:
 
 def _attempt(run: _Run, row: Any) -> Result:
     try:
-        raw = message_bytes(row)
+        raw = run.built.pop(row.id, None) or message_bytes(row)
         to, utf8 = envelope_address(row.to_addr)
         return run.transport.send(
-            row, run.envelope_from(row.from_addr), to, raw, utf8 or not raw.isascii()
-        )
+            row, run.envelope_from(row.from_addr), to, raw, utf8 or not raw.isascii(),
+            while_waiting=run.build_next,
+        )  # fmt: skip
     except Exception as exc:  # noqa: BLE001 - never lose the row over our own bug
         current_app.logger.exception("outbox row %s: unexpected error while sending", row.id)
         run.transport.reset()

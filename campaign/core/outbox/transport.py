@@ -10,7 +10,9 @@ the session is reset (RSET) before the next recipient.
 from __future__ import annotations
 
 import enum
+import re
 import smtplib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,7 @@ class Result:
 
 
 SENT = Result(Outcome.SENT)
+_LEADING_DOT = re.compile(rb"(?m)^\.")
 
 
 def _text(reply: bytes | str) -> str:
@@ -84,7 +87,15 @@ class FileTransport:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
 
-    def send(self, row: Any, envelope_from: str, to: str, raw: bytes, utf8: bool) -> Result:
+    def send(
+        self,
+        row: Any,
+        envelope_from: str,
+        to: str,
+        raw: bytes,
+        utf8: bool,
+        while_waiting: Callable[[], None] | None = None,
+    ) -> Result:
         stamp = row.created_at.strftime("%Y%m%dT%H%M%S")
         path = self.directory / f"{stamp}-{row.id:08d}.eml"
         tmp = path.with_suffix(".tmp")
@@ -123,7 +134,18 @@ class SMTPTransport:
             return Result(Outcome.UNREACHABLE, "", 0, f"{type(exc).__name__}: {exc}")
         return None
 
-    def send(self, row: Any, envelope_from: str, to: str, raw: bytes, utf8: bool) -> Result:
+    def send(
+        self,
+        row: Any,
+        envelope_from: str,
+        to: str,
+        raw: bytes,
+        utf8: bool,
+        while_waiting: Callable[[], None] | None = None,
+    ) -> Result:
+        """One transaction, each reply read against its command. ``while_waiting`` runs
+        while the relay takes in the message and before its reply is read (the next
+        message is built then, instead of after)."""
         if self.smtp is None:
             problem = self._open()
             if problem is not None:
@@ -154,13 +176,20 @@ class SMTPTransport:
                 self.reset()
                 return _classify_rcpt(code, reply)
             phase = "DATA"
-            code, reply = smtp.data(raw)
+            code, reply = smtp.docmd("data")
+            if code != 354:
+                self.reset()
+                return _classify(phase, code, reply)
+            body = _LEADING_DOT.sub(b"..", raw)  # RFC 5321 4.5.2
+            if not body.endswith(b"\r\n"):
+                body += b"\r\n"
+            smtp.send(body + b".\r\n")
+            if while_waiting is not None:
+                while_waiting()
+            code, reply = smtp.getreply()
             if code != 250:
                 self.reset()
                 return _classify(phase, code, reply)
-        except smtplib.SMTPDataError as exc:  # the answer to DATA itself was not 354
-            self.reset()
-            return _classify(phase, exc.smtp_code, exc.smtp_error)
         except smtplib.SMTPResponseException as exc:
             self.close()
             return _classify(phase, exc.smtp_code, exc.smtp_error)
