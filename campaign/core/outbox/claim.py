@@ -55,6 +55,11 @@ SEND_COLUMNS = (
 )
 
 
+# Key in ``Session.info``: an autocommit connection for the "sent" marks, when the
+# delivery run has one (PostgreSQL outside the test suite).
+MARKS_CONNECTION = "outbox_marks_connection"
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"[:100]
 
@@ -222,7 +227,8 @@ def mark_sent(session: Session, claim: Claim, row_id: int) -> bool:
     was a large part of a message's cost). False when the claim was lost meanwhile:
     the row is left to its new owner, flagged as a possible repeat (it is being sent
     twice), and logged."""
-    connection = session.connection()
+    marks = session.info.get(MARKS_CONNECTION)
+    connection = marks if marks is not None else session.connection()
     sql, convert = _mark_sent_sql(connection.dialect)
     now = convert(utcnow())
     cursor = connection.connection.cursor()
@@ -233,7 +239,7 @@ def mark_sent(session: Session, claim: Claim, row_id: int) -> bool:
         cursor.close()
     claim.owned.discard(row_id)
     if not done:
-        connection.execute(_FLAG_REPEAT, {"row_id": row_id})
+        session.connection().execute(_FLAG_REPEAT, {"row_id": row_id})
         claim.owned.discard(row_id)
         current_app.logger.warning(
             "outbox row %s was delivered after its claim was lost; flagged as a possible repeat",

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 from campaign.core.addresses import envelope_address
 from campaign.core.models import utcnow
 from campaign.core.outbox.claim import (
+    MARKS_CONNECTION,
     Claim,
     claim_batch,
     heartbeat_seconds,
@@ -124,10 +125,11 @@ def deliver_due(batch_size: int | None = None) -> dict[str, int]:
 def _delivery_session() -> Iterator[Session]:
     """A session on one database connection held for the whole run.
 
-    Each row is its own small transaction (its UPDATE, then COMMIT), so checking a
-    pooled connection out and back in (with its pre-ping) for every row would cost more
-    than the row. On PostgreSQL the run's commits do not wait for the WAL flush
-    (``synchronous_commit = off``): a worker that dies still loses nothing committed;
+    Each row is its own small transaction, so checking a pooled connection out and back
+    in (with its pre-ping) for every row would cost more than the row. On PostgreSQL
+    the "sent" marks are autocommitted UPDATEs on a second held connection that do not
+    wait for the WAL flush (``synchronous_commit = off``): a worker that dies still
+    loses nothing committed;
     only a crash of the database server itself could forget the last fraction of a
     second of "sent" marks, and those few messages would go again with the same
     Message-ID. When the app's session is already bound to a connection (the test
@@ -137,20 +139,21 @@ def _delivery_session() -> Iterator[Session]:
     if not isinstance(bind, sa.engine.Engine):
         yield db.session
         return
-    with bind.connect() as connection:
-        postgres = bind.dialect.name == "postgresql"
-        if postgres:
-            connection.exec_driver_sql("SET synchronous_commit TO OFF")
-            connection.commit()
+    postgres = bind.dialect.name == "postgresql"
+    with contextlib.ExitStack() as stack:
+        connection = stack.enter_context(bind.connect())
         session = Session(bind=connection, expire_on_commit=False)
-        try:
-            yield session
-        finally:
-            session.close()
-            if postgres:
-                connection.rollback()
-                connection.exec_driver_sql("RESET synchronous_commit")
-                connection.commit()
+        stack.callback(session.close)
+        if postgres:
+            # "Sent" marks go on a second connection in autocommit: one round trip
+            # each (the UPDATE is its own transaction) instead of UPDATE then COMMIT.
+            marks = stack.enter_context(
+                bind.connect().execution_options(isolation_level="AUTOCOMMIT")
+            )
+            marks.exec_driver_sql("SET synchronous_commit TO OFF")
+            stack.callback(marks.exec_driver_sql, "RESET synchronous_commit")
+            session.info[MARKS_CONNECTION] = marks
+        yield session
 
 
 def _deliver(session: Session, batch_size: int) -> dict[str, int]:
