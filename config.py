@@ -100,6 +100,14 @@ class BaseConfig:
     MAIL_RATE_PER_SECOND = float(os.environ.get("MAIL_RATE_PER_SECOND") or 0)
     # First pause when the relay throttles us; doubles on each repeat, up to 16 times.
     MAIL_THROTTLE_PAUSE_SECONDS = env_int("MAIL_THROTTLE_PAUSE_SECONDS", 60)
+    # A worker renews its claim (lease and heartbeat) this often while it sends; rows of a
+    # worker silent for three intervals are taken over by another.
+    MAIL_HEARTBEAT_SECONDS = float(os.environ.get("MAIL_HEARTBEAT_SECONDS") or 2)
+    # This many 4xx answers to RCPT in a row in one lane is throttling: the lane pauses.
+    MAIL_RCPT_DEFERRALS_TO_PAUSE = env_int("MAIL_RCPT_DEFERRALS_TO_PAUSE", 5)
+    # The relay offers SMTPUTF8 (international addresses). Off: addresses with non-ASCII
+    # letters before the @ are refused when they are entered.
+    MAIL_SMTPUTF8 = env_bool("MAIL_SMTPUTF8", True)
 
     # Background work. Without a broker, tasks run in-process after the commit.
     CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL")

@@ -292,6 +292,13 @@ def _register_hooks(app: Flask) -> None:
     app.jinja_env.filters["markdown"] = render_markdown
     # Links meant to be shared or mailed come from BASE_URL, never the request's Host.
     app.jinja_env.globals["external_url"] = external_url
+    # Delivery state for the sent-mail report: why a send is paused, who may have had
+    # a second copy.
+    from campaign.core.outbox import delivery_problem, possible_repeats
+
+    app.jinja_env.globals.update(
+        delivery_problem=delivery_problem, possible_repeats=possible_repeats
+    )
 
     @app.context_processor
     def _navigation() -> dict[str, Any]:

@@ -40,3 +40,36 @@ def normalise_email(raw: str) -> str:
     except EmailNotValidError as exc:
         raise InvalidEmail(str(exc)) from None
     return result.normalized.lower()
+
+
+def envelope_address(address: str) -> tuple[str, bool]:
+    """The address as it goes in MAIL FROM / RCPT TO, and whether it needs SMTPUTF8.
+
+    A non-ASCII domain with an ASCII local part travels as its IDNA (xn--) form, which
+    every relay understands; a non-ASCII local part has no ASCII form and needs a relay
+    that offers SMTPUTF8 (RFC 6531).
+    """
+    if address.isascii():
+        return address, False
+    local, _, domain = address.rpartition("@")
+    if not domain.isascii():
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            return address, True
+    ascii_form = f"{local}@{domain}"
+    return (ascii_form, False) if local.isascii() else (address, True)
+
+
+def address_deliverable(address: str, *, smtputf8: bool | None = None) -> bool:
+    """Whether we can deliver to ``address`` through the configured relay: always for an
+    ASCII local part; for a non-ASCII one only when ``MAIL_SMTPUTF8`` says the relay
+    offers SMTPUTF8."""
+    _, needs_utf8 = envelope_address(address)
+    if not needs_utf8:
+        return True
+    if smtputf8 is None:
+        from flask import current_app
+
+        smtputf8 = bool(current_app.config.get("MAIL_SMTPUTF8", True))
+    return smtputf8

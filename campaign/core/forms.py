@@ -41,6 +41,23 @@ class Slug:
             )
 
 
+class Deliverable:
+    """Refuse an address we could not deliver to: a non-ASCII local part when the relay
+    does not offer SMTPUTF8 (``MAIL_SMTPUTF8`` off). Said at once, not found out later
+    by a message that never arrives."""
+
+    def __call__(self, form: FlaskForm, field: Field) -> None:
+        from campaign.core.addresses import address_deliverable
+
+        if field.data and not address_deliverable(field.data):
+            raise ValidationError(
+                _l(
+                    "We cannot send email to addresses with non-English letters before "
+                    "the @ yet. Please use another address."
+                )
+            )
+
+
 def strip_filter(value: str | None) -> str | None:
     return value.strip() if isinstance(value, str) else value
 
@@ -64,6 +81,7 @@ def email_field(
                 message=_l("Enter an email address like name@example.org."),
                 check_deliverability=False,
             ),
+            Deliverable(),
         ],
         description=description,
     )

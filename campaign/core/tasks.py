@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery, Task, shared_task
+from celery.signals import worker_ready
 from flask import Flask
 
 
@@ -29,6 +32,9 @@ def celery_init_app(app: Flask) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
+        # A request that dispatches after its commit must not wait long for a broker
+        # that is down (the beat job delivers the mail later).
+        broker_connection_timeout=2,
         beat_schedule={
             "deliver-outbox": {
                 "task": "campaign.deliver_outbox",
@@ -49,9 +55,29 @@ def celery_init_app(app: Flask) -> Celery:
     return celery_app
 
 
-@shared_task(name="campaign.deliver_outbox", acks_late=True)
-def deliver_outbox() -> dict[str, int]:
-    """Deliver due outbox rows. Idempotent: row state stops a second send."""
-    from campaign.core.outbox import deliver_due
+@shared_task(name="campaign.deliver_outbox", acks_late=True, bind=True)
+def deliver_outbox(self: Task) -> dict[str, int]:
+    """Deliver due outbox rows. Idempotent: row state stops a second send.
 
-    return deliver_due()
+    When rows are held by a claimant that has gone quiet (a worker killed mid-send),
+    it runs again as soon as they become free, instead of waiting for the next beat.
+    """
+    from flask import current_app
+
+    from campaign.core.outbox import deliver_due, stalled_claims
+    from campaign.extensions import db
+
+    counts = deliver_due()
+    if not self.app.conf.task_always_eager and stalled_claims(db.session):
+        heartbeat = current_app.config["MAIL_HEARTBEAT_SECONDS"]
+        self.apply_async(countdown=3 * heartbeat + 1)
+    return counts
+
+
+@worker_ready.connect
+def _deliver_when_a_worker_starts(sender: Any = None, **_kwargs: Any) -> None:
+    """A worker that starts (perhaps replacing one that was killed) delivers at once:
+    mail waiting since the crash does not wait for the next beat tick."""
+    app = getattr(sender, "app", None)
+    if app is not None:
+        app.send_task("campaign.deliver_outbox")

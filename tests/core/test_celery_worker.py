@@ -67,26 +67,36 @@ def _redis_or_skip() -> redis.Redis:
 class Harness:
     """A database, an SMTP sink, an app that queues mail, and worker processes."""
 
-    def __init__(self, tmp_path: Path, sink_delay: float) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        sink_delay: float,
+        database: str | None = None,
+        settings: dict[str, str] | None = None,
+    ) -> None:
         self.redis = _redis_or_skip()
         self.redis.flushdb()
         self.sink = SlowSink(sink_delay)
         self.controller = Controller(self.sink, hostname="127.0.0.1", port=free_port())
         self.controller.start()
-        database = f"sqlite:///{tmp_path / 'worker.db'}"
-        self.env = os.environ | {
-            "CAMPAIGN_ENV": "development",
-            "CAMPAIGN_INSTANCE_PATH": str(tmp_path / "instance"),
-            "DATABASE_URL": database,
-            "CELERY_BROKER_URL": REDIS_URL,
-            "MAIL_BACKEND": "smtp",
-            "MAIL_SERVER": "127.0.0.1",
-            "MAIL_PORT": str(self.controller.port),
-            "MAIL_LEASE_SECONDS": "3",
-            "SECRET_KEY": SECRET,
-            "ENCRYPTION_KEYS": "w1:" + "A" * 43,
-            "PYTHONPATH": str(ROOT),
-        }
+        database = database or f"sqlite:///{tmp_path / 'worker.db'}"
+        self.env = (
+            os.environ
+            | {
+                "CAMPAIGN_ENV": "development",
+                "CAMPAIGN_INSTANCE_PATH": str(tmp_path / "instance"),
+                "DATABASE_URL": database,
+                "CELERY_BROKER_URL": REDIS_URL,
+                "MAIL_BACKEND": "smtp",
+                "MAIL_SERVER": "127.0.0.1",
+                "MAIL_PORT": str(self.controller.port),
+                "MAIL_LEASE_SECONDS": "3",
+                "SECRET_KEY": SECRET,
+                "ENCRYPTION_KEYS": "w1:" + "A" * 43,
+                "PYTHONPATH": str(ROOT),
+            }
+            | (settings or {})
+        )
         self.cwd = tmp_path
         self.app = create_app(
             "testing",
@@ -97,10 +107,12 @@ class Harness:
             migrations.upgrade("head")
         self.workers: list[subprocess.Popen] = []
 
-    def start_worker(self) -> subprocess.Popen:
+    def start_worker(self, name: str | None = None) -> subprocess.Popen:
+        name = name or f"w{len(self.workers)}@test"
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "campaign.celery", "worker", "--pool=solo",
-             "--without-gossip", "--without-mingle", "--loglevel=warning"],
+            [sys.executable, "-m", "celery", "-A", "campaign.celery", "worker", "--pool=threads",
+             "--concurrency=1", "--without-gossip", "--without-mingle", "--loglevel=warning",
+             "-n", name],
             env=self.env, cwd=self.cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True,
         )  # fmt: skip
@@ -111,7 +123,7 @@ class Harness:
             if worker.poll() is not None:
                 pytest.fail(f"the Celery worker exited: {worker.stdout.read()}")
             # Publish only once the worker answers: it binds its queue when it starts.
-            if control.ping(timeout=0.5):
+            if control.ping(destination=[name], timeout=0.5):
                 return worker
         pytest.fail("the Celery worker did not start within 60 s")
 

@@ -23,6 +23,14 @@ from campaign.extensions import db
 from tests.smtp import free_port
 
 
+def _service_lane() -> MailThrottle:
+    return db.session.scalars(
+        select(MailThrottle)
+        .where(MailThrottle.lane == "service")
+        .execution_options(populate_existing=True)
+    ).one()
+
+
 def _queue(app, to: str, **kwargs) -> OutboxMessage:
     with app.test_request_context():
         row = queue_email(to, "password_changed", **kwargs)
@@ -129,7 +137,7 @@ def test_a_throttling_relay_pauses_the_send_which_resumes_slower(
     db.session.commit()
     counts = deliver_due()
     assert counts["sent"] == 4 and counts["retry"] == 6 and counts["failed"] == 0
-    state = db.session.get(MailThrottle, 1)
+    state = _service_lane()
     assert state.paused_until > utcnow() and state.rate_per_second > 0
     for row in rows[4:]:
         db.session.refresh(row)
@@ -149,7 +157,7 @@ def test_a_throttling_relay_pauses_the_send_which_resumes_slower(
     assert deliver_due()["sent"] == 6
     assert time.monotonic() - started >= 5 / 50  # six sends at 50/s need at least 0.1 s
     assert sorted(r[0][0] for r in smtp_sink.messages) == sorted(r.to_addr for r in rows)
-    assert db.session.get(MailThrottle, 1).rate_per_second == 62.5  # speeding back up
+    assert _service_lane().rate_per_second == 62.5  # speeding back up
 
 
 def test_a_repeated_throttle_pauses_longer(app, session, smtp_sink, monkeypatch):
@@ -158,13 +166,13 @@ def test_a_repeated_throttle_pauses_longer(app, session, smtp_sink, monkeypatch)
     _queue(app, "a@example.org")
     db.session.commit()
     deliver_due()
-    state = db.session.get(MailThrottle, 1)
+    state = _service_lane()
     first = state.paused_until - utcnow()
     state.paused_until = utcnow()
     db.session.execute(sa.update(OutboxMessage).values(next_attempt_at=utcnow()))
     db.session.commit()
     deliver_due()
-    second = db.session.get(MailThrottle, 1).paused_until - utcnow()
+    second = _service_lane().paused_until - utcnow()
     assert second > first * 1.5
 
 
