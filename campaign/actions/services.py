@@ -142,6 +142,8 @@ def _mail(signup: ActionSignup, template: str, category: MailCategory, **context
         template,
         category=category,
         group_id=signup.group_id,
+        group_name=action.group.name,
+        reply_to=action.group.contact_email or None,
         action=action,
         group=action.group,
         status=signup.status,

@@ -443,6 +443,8 @@ def send_test(actor: User, group: Group, mailing: Mailing) -> int:
         template="mailing_test",
         category=MailCategory.TRANSACTIONAL,
         group_id=group.id,
+        group_name=group.name,
+        reply_to=group.contact_email or None,
     )
 
 
@@ -506,6 +508,7 @@ def _queue_recipients(group: Group, mailing: Mailing) -> int:
         template="mailing",
         category=MailCategory.MARKETING,
         group_id=group.id,
+        group_name=group.name,
         mailing_id=mailing.id,
     )
     mailing.recipient_count = count

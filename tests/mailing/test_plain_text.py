@@ -154,3 +154,16 @@ def test_any_markdown_renders_to_text_without_its_syntax_or_dropped_urls(source)
     assert "<img" not in html and "img.png" not in text and "x.gif" not in text
     if not _long_words(text):
         assert all(len(line) < 78 for line in text.splitlines()), text
+
+
+def test_campaign_mail_comes_from_the_group_via_the_site(client, group, organiser, smtp_sink):
+    add_supporter(group, "ana@example.org", first_name="Ana")
+    mailing = add_draft(group, body="Hello {{first_name}}.")
+    login(client, organiser)
+    response = post(client, f"/g/{group.slug}/mailings/{mailing.id}/send", {"when": "now"})
+    assert response.status_code == 302
+    [(_rcpts, raw)] = smtp_sink.messages
+    message = email.message_from_bytes(raw, policy=policy.default)
+    assert message["From"].addresses[0].display_name == f"{group.name} via Campaign"
+    assert message["Reply-To"].addresses[0].addr_spec == group.contact_email
+    assert message["Auto-Submitted"] == "auto-generated"
