@@ -6,6 +6,7 @@ Alembic's env.py, the drift test and ``create_all`` in tests import this module.
 from campaign.accounts.models import User
 from campaign.actions.models import Action, ActionSignup
 from campaign.core.audit import AuditEvent
+from campaign.core.jobs import BackgroundJob
 from campaign.core.models import Base
 from campaign.core.outbox import MailThrottle, OutboxMessage
 from campaign.groups.models import Group, Invitation, Membership
@@ -18,6 +19,7 @@ __all__ = [
     "Action",
     "ActionSignup",
     "AuditEvent",
+    "BackgroundJob",
     "Base",
     "ConsentRecord",
     "Group",

@@ -1,10 +1,16 @@
 """CSV import of supporters: column mapping, a preview, and a report of rejected rows.
 
-Built for lists of 100,000 rows: rows are validated in Python and written in chunks
+Built for lists of a million rows: rows are validated in Python and written in chunks
 (one SELECT for the chunk's existing addresses, bulk INSERT ... RETURNING for new ones,
 bulk UPDATE for known ones), never one query per row. One address is one supporter:
-known addresses are updated (a detail is never blanked), repeats inside the file
-update the row made earlier.
+known addresses are updated (a detail is never blanked). Repeats of an address inside
+the file are merged into one supporter (a later row's details win where it has them),
+counted once, and reported row by row ("rows 4 and 9 have the same address: ...").
+
+From the web pages an import is a background job (``run_import_job``): the upload
+waits in the instance folder's ``uploads/``, each chunk is committed on its own (so
+other groups' writes never wait behind a big file), the progress page follows it, and
+the upload is deleted at the end.
 
 Consent is never invented. Imported people get the group's updates only when the
 organiser states that they agreed and how (e.g. "sign-up sheet at the March public
@@ -16,15 +22,19 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
 
 import sqlalchemy as sa
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import insert, select
 
 from campaign.accounts.models import User
-from campaign.core import audit
+from campaign.core import audit, jobs
 from campaign.core.addresses import InvalidEmail, normalise_email
 from campaign.core.models import utcnow
 from campaign.extensions import db
@@ -42,6 +52,17 @@ from campaign.people.models import (
 
 CHUNK = 2000
 MAX_REJECTS_KEPT = 10_000
+# Rows of each kind (not imported, same address) kept for the finished page.
+SHOWN_ON_PAGE = 200
+JOB_KIND = "people.import"
+# Details whose origin is reported when rows share an address, with a bit each.
+_DETAIL_BITS = {"first_name": 1, "last_name": 2, "phone": 4, "postcode": 8}
+_DETAIL_NAMES = {
+    "first_name": _l("first name"),
+    "last_name": _l("last name"),
+    "phone": _l("phone"),
+    "postcode": _l("postcode"),
+}
 
 # field -> (label, max length)
 FIELDS: dict[str, tuple[str, int]] = {
@@ -123,18 +144,48 @@ def guess_mapping(columns: list[str]) -> dict[int, str]:
     return mapping
 
 
+def check_mapping(mapping: dict[int, str]) -> None:
+    """Refuse a mapping that cannot work, before any row is read."""
+    if "email" not in mapping.values():
+        raise ImportError_(_l("Choose which column holds the email address."))
+    if len([v for v in mapping.values() if v]) != len({v for v in mapping.values() if v}):
+        raise ImportError_(_l("Each field can come from one column only."))
+
+
 @dataclass
 class ImportReport:
+    """What an import did. ``notes``, when given, receives every rejected and repeated
+    row as CSV (line, what happened, why), so nothing is lost past the kept samples."""
+
     created: int = 0
     updated: int = 0
     subscribed: int = 0
     rejected: list[tuple[int, str]] = field(default_factory=list)
     rejected_total: int = 0
+    duplicates: list[tuple[int, str]] = field(default_factory=list)
+    duplicates_total: int = 0
+    keep: int = MAX_REJECTS_KEPT
+    notes: Any = None  # a csv.writer
 
     def reject(self, line: int, reason: str) -> None:
         self.rejected_total += 1
-        if len(self.rejected) < MAX_REJECTS_KEPT:
+        if len(self.rejected) < self.keep:
             self.rejected.append((line, reason))
+        if self.notes is not None:
+            self.notes.writerow([line, "not imported", reason])
+
+    def repeated(self, line: int, reason: str) -> None:
+        self.duplicates_total += 1
+        if len(self.duplicates) < self.keep:
+            self.duplicates.append((line, reason))
+        if self.notes is not None:
+            self.notes.writerow([line, "same address", reason])
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "created": self.created, "updated": self.updated, "subscribed": self.subscribed,
+            "rejected_total": self.rejected_total, "duplicates_total": self.duplicates_total,
+        }  # fmt: skip
 
 
 @dataclass
@@ -143,6 +194,59 @@ class _Row:
     email: str
     details: dict[str, str]
     tags: list[str]
+    repeat: bool = False  # the address came earlier in the file
+
+
+class _Repeats:
+    """Which rows of the file share an address, and which row each kept detail came from.
+
+    One small int per address (first line and which details it had) keeps a million
+    rows' worth in memory; the per-detail origin is kept only for repeated addresses.
+    """
+
+    def __init__(self) -> None:
+        self.first: dict[int, int] = {}  # hash(address) -> first line << 4 | detail bits
+        self.origin: dict[int, dict[str, int]] = {}  # repeated only: detail -> line
+
+    def see(self, row: _Row) -> tuple[int, dict[str, int]] | None:
+        """Remember the row; for a repeat, the first line and where each detail is from."""
+        key = hash(row.email)
+        bits = 0
+        for name in row.details:
+            bits |= _DETAIL_BITS.get(name, 0)
+        earlier = self.first.get(key)
+        if earlier is None:
+            self.first[key] = row.line << 4 | bits
+            return None
+        first_line = earlier >> 4
+        origin = self.origin.get(key)
+        if origin is None:
+            origin = {n: first_line for n, bit in _DETAIL_BITS.items() if earlier & bit}
+            self.origin[key] = origin
+        for name in row.details:
+            if name in _DETAIL_BITS:
+                origin[name] = row.line
+        return first_line, origin
+
+
+def _repeat_reason(first_line: int, line: int, origin: dict[str, int]) -> str:
+    by_line: dict[int, list[str]] = {}
+    for name in _DETAIL_BITS:  # a fixed order: first name, last name, phone, postcode
+        if name in origin:
+            by_line.setdefault(origin[name], []).append(str(_DETAIL_NAMES[name]))
+    if not by_line:
+        return str(
+            _l("rows %(first)d and %(line)d have the same address: imported once",
+               first=first_line, line=line)
+        )  # fmt: skip
+    kept = [
+        str(_l("row %(line)d's %(details)s", line=source, details=" and ".join(names)))
+        for source, names in sorted(by_line.items(), key=lambda item: -item[0])
+    ]
+    return str(
+        _l("rows %(first)d and %(line)d have the same address: kept %(kept)s",
+           first=first_line, line=line, kept=" and ".join(kept))
+    )  # fmt: skip
 
 
 def _clean_rows(
@@ -196,6 +300,17 @@ def _chunks(items: Iterator[_Row], size: int) -> Iterator[list[_Row]]:
         yield chunk
 
 
+def _marked_repeats(
+    rows: Iterator[_Row], repeats: _Repeats, report: ImportReport
+) -> Iterator[_Row]:
+    for row in rows:
+        seen = repeats.see(row)
+        if seen is not None:
+            row.repeat = True
+            report.repeated(row.line, _repeat_reason(seen[0], row.line, seen[1]))
+        yield row
+
+
 def import_supporters(
     group: Group,
     actor: User,
@@ -204,27 +319,41 @@ def import_supporters(
     *,
     source: str,
     consent_statement: str = "",
+    report: ImportReport | None = None,
+    after_chunk: Callable[[ImportReport, int], None] | None = None,
+    resume_after: int = 0,
 ) -> ImportReport:
     """Import a CSV's rows into the group's supporters; flushes, never commits.
 
     ``mapping`` maps column indexes to field names; one column must be ``email``.
     With a ``consent_statement`` every imported (not suppressed, not unsubscribed)
     person is subscribed, and the statement is kept as their consent wording.
+    ``after_chunk(report, last_line)`` runs after each chunk is written (a job commits
+    there). ``resume_after`` skips the rows up to that line, which an earlier run wrote
+    (``report`` then carries that run's counts); they are still read, for the repeats.
     """
-    if "email" not in mapping.values():
-        raise ImportError_(_l("Choose which column holds the email address."))
-    if len([v for v in mapping.values() if v]) != len({v for v in mapping.values() if v}):
-        raise ImportError_(_l("Each field can come from one column only."))
-    report = ImportReport()
+    check_mapping(mapping)
+    report = report if report is not None else ImportReport()
     reader = _reader(text)
     next(reader, None)  # the header
     numbered = ((line, row) for line, row in enumerate(reader, start=2))
+    repeats = _Repeats()
+    if resume_after:
+        skipped = ImportReport(keep=0)  # already reported by the earlier run
+        for line, raw in numbered:
+            for row in _clean_rows([(line, raw)], mapping, skipped):
+                repeats.see(row)
+            if line >= resume_after:
+                break
     tag_ids: dict[str, int] = {
         tag.name.lower(): tag.id
         for tag in db.session.scalars(select(Tag).where(Tag.group_id == group.id))
     }
-    for chunk in _chunks(_clean_rows(numbered, mapping, report), CHUNK):
+    rows = _marked_repeats(_clean_rows(numbered, mapping, report), repeats, report)
+    for chunk in _chunks(rows, CHUNK):
         _write_chunk(group, actor, chunk, report, tag_ids, source, consent_statement)
+        if after_chunk is not None:
+            after_chunk(report, chunk[-1].line)
     audit.record(
         "supporters.imported", actor_id=actor.id, group_id=group.id, created=report.created,
         updated=report.updated, rejected=report.rejected_total,
@@ -247,6 +376,7 @@ def _write_chunk(
             earlier = merged[row.email]
             earlier.details.update(row.details)
             earlier.tags += row.tags
+            earlier.repeat = earlier.repeat and row.repeat
         else:
             merged[row.email] = row
     emails = list(merged)
@@ -274,7 +404,8 @@ def _write_chunk(
         db.session.execute(
             sa.update(Supporter).execution_options(synchronize_session=False), updates
         )
-    report.updated += len(updates)
+    # An address first met in an earlier chunk of this file was counted there.
+    report.updated += sum(1 for email in statuses if not merged[email].repeat)
 
     # New addresses: one INSERT ... RETURNING for the chunk.
     new_rows = [
@@ -377,10 +508,135 @@ def _subscribe(
     )  # fmt: skip
 
 
-def rejects_csv(report: ImportReport) -> str:
-    """The rejected rows as a small CSV the organiser can fix and re-import."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["line", "reason"])
-    writer.writerows(report.rejected)
-    return out.getvalue()
+# --- the import as a background job --------------------------------------------------------
+
+
+def upload_dir() -> Path:
+    """Uploads wait here, in the instance folder (never under static/), until imported."""
+    directory = Path(current_app.instance_path) / "uploads"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def upload_path(group_id: int, token: str) -> Path | None:
+    """A group's upload by token, or None for a token that cannot be one of ours.
+
+    Files are named for their group, so another group's token finds nothing.
+    """
+    if not token or len(token) > 64 or not token.replace("-", "").replace("_", "").isalnum():
+        return None
+    return upload_dir() / f"import-{group_id}-{token}.csv"
+
+
+def forget_stale_uploads(max_age: float = 24 * 3600) -> None:
+    """Uploads nobody went on to import, and old reports, go after a day."""
+    cutoff = time.time() - max_age
+    for path in upload_dir().glob("import-*.csv"):
+        if path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+
+
+def start_import(
+    group: Group,
+    actor: User,
+    token: str,
+    mapping: dict[int, str],
+    *,
+    name: str,
+    consent_statement: str,
+    notes_token: str,
+) -> jobs.BackgroundJob:
+    """Check the mapping and queue the import of an upload as a job (flushes)."""
+    check_mapping(mapping)
+    path = upload_path(group.id, token)
+    if path is None or not path.exists():
+        raise ImportError_(_l("That upload has expired or was already imported."))
+    with path.open("rb") as handle:
+        lines = sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
+    return jobs.create_job(
+        group.id, JOB_KIND, actor_id=actor.id, total=max(lines - 1, 1),
+        params={"token": token, "mapping": {str(k): v for k, v in mapping.items()},
+                "name": name[:80], "statement": consent_statement, "notes": notes_token},
+    )  # fmt: skip
+
+
+def _open_notes(path: Path, keep_bytes: int | None) -> TextIO:
+    if keep_bytes is None or not path.exists():
+        handle = path.open("w", encoding="utf-8", newline="")
+        csv.writer(handle).writerow(["line", "what happened", "why"])
+        return handle
+    handle = path.open("r+", encoding="utf-8", newline="")
+    handle.truncate(keep_bytes)  # drop what a killed run wrote after its last commit
+    handle.seek(keep_bytes)
+    return handle
+
+
+def _samples(path: Path) -> tuple[list[list[Any]], list[list[Any]]]:
+    rejected: list[list[Any]] = []
+    repeated: list[list[Any]] = []
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        next(reader, None)
+        for line, what, why in reader:
+            target = rejected if what == "not imported" else repeated
+            if len(target) < SHOWN_ON_PAGE:
+                target.append([int(line), why])
+            if len(rejected) >= SHOWN_ON_PAGE and len(repeated) >= SHOWN_ON_PAGE:
+                break
+    return rejected, repeated
+
+
+@jobs.handles(JOB_KIND)
+def run_import_job(job: jobs.BackgroundJob, progress: jobs.Progress) -> dict[str, Any]:
+    """Import an upload chunk by chunk, committing each; resumes after a killed worker."""
+    params = job.params
+    group = db.session.get(Group, job.group_id)
+    actor = db.session.get(User, job.created_by_id) if job.created_by_id else None
+    path = upload_path(job.group_id, params["token"])
+    notes_path = upload_path(job.group_id, params["notes"])
+    if group is None or actor is None or path is None or notes_path is None:
+        raise jobs.JobFailed(str(_l("The group or the person who started this is gone.")))
+    if not path.exists():
+        raise jobs.JobFailed(str(_l("The uploaded file is gone. Please upload it again.")))
+    mapping = {int(k): v for k, v in params["mapping"].items()}
+    checkpoint = progress.checkpoint
+    report = ImportReport(keep=0)
+    resume_after = 0
+    if checkpoint:
+        resume_after = checkpoint["line"]
+        for key, value in checkpoint["counts"].items():
+            setattr(report, key, value)
+    notes_handle = _open_notes(notes_path, checkpoint["notes_bytes"] if checkpoint else None)
+    report.notes = csv.writer(notes_handle)
+
+    def after_chunk(so_far: ImportReport, line: int) -> None:
+        notes_handle.flush()
+        progress.update(
+            done=min(line - 1, job.total), errors=so_far.rejected_total,
+            checkpoint={"line": line, "counts": so_far.counts(),
+                        "notes_bytes": notes_handle.tell()},
+        )  # fmt: skip
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        try:
+            import_supporters(
+                group, actor, text, mapping, source=f"import:{params['name']}",
+                consent_statement=params["statement"], report=report,
+                after_chunk=after_chunk, resume_after=resume_after,
+            )  # fmt: skip
+        except ImportError_ as exc:
+            raise jobs.JobFailed(str(exc)) from None
+        notes_handle.flush()
+    finally:
+        notes_handle.close()
+        path.unlink(missing_ok=True)  # imported or given up on: the upload goes
+    rejected, repeated = _samples(notes_path)
+    if not report.rejected_total and not report.duplicates_total:
+        notes_path.unlink(missing_ok=True)
+    job.done = job.total
+    job.errors = report.rejected_total
+    return {
+        **report.counts(), "name": params["name"], "rejected": rejected, "duplicates": repeated,
+        "notes": params["notes"] if report.rejected_total or report.duplicates_total else None,
+    }  # fmt: skip
