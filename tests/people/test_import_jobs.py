@@ -208,3 +208,20 @@ def test_job_pages_are_for_the_groups_organisers_only(app, client, make):
         response = member_client.get(job_url)
         assert response.status_code == 403, role
         assert "secret-person" not in response.get_data(as_text=True)
+
+
+@pytest.mark.slow
+def test_a_hundred_thousand_row_file_imports_through_the_pages(client, make):
+    # bench/import_bench.py -n 1100000 --emails-only imports the 1.1M-row, 15.7 MiB file.
+    _, group = _organiser(client, make)
+    rows = 100_000
+    data = "Email,First name,Postcode\n" + "".join(
+        f"p{i}@example.org,Name{i % 97},E{i % 20 + 1} 1AB\n" for i in range(rows)
+    )
+    job_url = _import(client, group, data.encode())
+    body = _page(client, job_url)
+    assert "100000 new supporters added" in body and "0 rows not imported" in body
+    job = db.session.scalar(select(BackgroundJob).where(BackgroundJob.group_id == group.id))
+    assert job.status == JobStatus.DONE and job.done == job.total == rows
+    count = select(func.count()).select_from(Supporter).where(Supporter.group_id == group.id)
+    assert db.session.scalar(count) == rows
