@@ -386,9 +386,9 @@ class _Driver:
     """The chunk's statements as plain driver SQL on the session's connection.
 
     Compiling ORM bulk statements cost more than the writes themselves; these are
-    fixed strings sent with the DBAPI's executemany. Address lists go in as one array
-    parameter on PostgreSQL (``= ANY(%s)``: one plan, whatever the chunk's size) and as
-    an IN list on SQLite.
+    fixed strings. On SQLite rows go with the DBAPI's executemany; on PostgreSQL a
+    chunk's rows go as column arrays in one statement (``unnest``), and address lists
+    as one array parameter (``= ANY(%s)``: one plan, whatever the chunk's size).
     """
 
     def __init__(self) -> None:
@@ -403,16 +403,34 @@ class _Driver:
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.postgres else sql
 
-    def many(self, sql: str, rows: list[tuple]) -> None:
-        if rows:
-            self.cursor.executemany(self._sql(sql), rows)
-
     def one(self, sql: str, params: tuple) -> None:
         self.cursor.execute(self._sql(sql), params)
 
     def rows(self, sql: str, params: tuple) -> list[tuple]:
         self.cursor.execute(self._sql(sql), params)
         return self.cursor.fetchall()
+
+    def insert(self, head: str, rows: list[tuple], pg_types: tuple[str, ...]) -> None:
+        """``INSERT INTO t (columns)`` of many rows: on PostgreSQL one statement over
+        column arrays (``unnest``), on SQLite an executemany."""
+        if not rows:
+            return
+        if self.postgres:
+            arrays = ", ".join(f"%s::{kind}[]" for kind in pg_types)
+            statement = f"{head} SELECT * FROM unnest({arrays})"  # noqa: S608 - fixed text
+            self.cursor.execute(statement, [list(column) for column in zip(*rows)])
+        else:
+            marks = ", ".join("?" * len(pg_types))
+            self.cursor.executemany(f"{head} VALUES ({marks})", rows)
+
+    def fill_in(self, rows: list[tuple]) -> None:
+        """Known supporters' details, where the file has them (never blanking one)."""
+        if not rows:
+            return
+        if self.postgres:
+            self.cursor.execute(_UPDATE_PG, [list(column) for column in zip(*rows)])
+        else:
+            self.cursor.executemany(_UPDATE, rows)
 
     def among(self, column: str, values: list) -> tuple[str, tuple]:
         """``column`` is one of ``values``, as SQL and its parameters."""
@@ -427,21 +445,32 @@ _UPDATE = (
     "last_name = COALESCE(NULLIF(?, ''), last_name), phone = COALESCE(NULLIF(?, ''), phone), "
     "postcode = COALESCE(NULLIF(?, ''), postcode), updated_at = ? WHERE id = ?"
 )
+_UPDATE_PG = (
+    "UPDATE supporters AS s SET first_name = COALESCE(NULLIF(v.f, ''), s.first_name), "
+    "last_name = COALESCE(NULLIF(v.l, ''), s.last_name), "
+    "phone = COALESCE(NULLIF(v.p, ''), s.phone), "
+    "postcode = COALESCE(NULLIF(v.c, ''), s.postcode), updated_at = v.t "
+    "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], "
+    "%s::int[]) AS v(f, l, p, c, t, id) WHERE s.id = v.id"
+)
 _INSERT = (
     "INSERT INTO supporters (group_id, email, source, first_name, last_name, phone, postcode, "
-    "updates_status, updates_confirmed_at, consent_version, created_at, updated_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "updates_status, updates_confirmed_at, consent_version, created_at, updated_at)"
 )
+_INSERT_TYPES = ("int", "text", "text", "text", "text", "text", "text", "text", "timestamptz",
+                 "int", "timestamptz", "timestamptz")  # fmt: skip
 _SUBSCRIBE = (
     "UPDATE supporters SET updates_status = ?, updates_confirmed_at = ?, "
     "consent_version = consent_version + 1, updated_at = ? WHERE "
 )
 _CONSENT = (
     "INSERT INTO consent_records (supporter_id, group_id, purpose, action, method, wording, "
-    "recorded_by_id, detail, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "recorded_by_id, detail, created_at, updated_at)"
 )
+_CONSENT_TYPES = ("int", "int", "text", "text", "text", "text", "int", "text", "timestamptz",
+                  "timestamptz")  # fmt: skip
 _TAGGED = "SELECT supporter_id, tag_id FROM supporter_tags WHERE "
-_TAG = "INSERT INTO supporter_tags (supporter_id, tag_id) VALUES (?, ?)"
+_TAG = "INSERT INTO supporter_tags (supporter_id, tag_id)"
 
 
 def _write_chunk(
@@ -481,7 +510,7 @@ def _write_chunk(
     subscribed = str(UpdatesStatus.SUBSCRIBED)
 
     # Known addresses: fill in details, never blank one.
-    driver.many(_UPDATE, [
+    driver.fill_in([
         (d.get("first_name", ""), d.get("last_name", ""), d.get("phone", ""),
          d.get("postcode", ""), now, ids[email])
         for email in statuses for d in (merged[email].details,)
@@ -493,13 +522,13 @@ def _write_chunk(
     new = [email for email in merged if email not in ids]
     joined = [email for email in new if subscribe and email not in suppressed]
     joining = set(joined)
-    driver.many(_INSERT, [
+    driver.insert(_INSERT, [
         (group.id, email, source[:120], d.get("first_name", ""), d.get("last_name", ""),
          d.get("phone", ""), d.get("postcode", ""),
          subscribed if email in joining else str(UpdatesStatus.NONE),
          now if email in joining else None, 1 if email in joining else 0, now, now)
         for email in new for d in (merged[email].details,)
-    ])  # fmt: skip
+    ], _INSERT_TYPES)  # fmt: skip
     report.created += len(new)
     # Known people who get updates from now on: never over an unsubscribe or a
     # suppression; the already subscribed stay as they are.
@@ -517,11 +546,11 @@ def _write_chunk(
         for supporter_id, email, _ in driver.rows(_FIND + where_new, (group.id, *new_params)):
             ids[email] = supporter_id
     if joined or rejoined:
-        driver.many(_CONSENT, [
+        driver.insert(_CONSENT, [
             (ids[email], group.id, "group_updates", str(ConsentAction.GRANTED),
              str(ConsentMethod.IMPORT), consent_statement, actor.id, source[:200], now, now)
             for email in joined + rejoined
-        ])  # fmt: skip
+        ], _CONSENT_TYPES)  # fmt: skip
         report.subscribed += len(joined) + len(rejoined)
     _link_tags(group, merged, ids, set(statuses), tag_ids, driver)
 
@@ -549,7 +578,7 @@ def _link_tags(
     if old:
         where, params = driver.among("supporter_id", old)
         pairs -= set(map(tuple, driver.rows(_TAGGED + where, params)))
-    driver.many(_TAG, sorted(pairs))
+    driver.insert(_TAG, sorted(pairs), ("int", "int"))
 
 
 # --- the import as a background job --------------------------------------------------------
