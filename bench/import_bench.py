@@ -142,7 +142,10 @@ def main() -> int:
             db.session.commit()
             mapping = importing.preview(text).mapping
             # The same timestamp value the import binds (a string on SQLite).
-            stamp = Supporter.__table__.c.created_at.type.bind_processor(db.engine.dialect)
+            dialect = db.engine.dialect
+            stamp = Supporter.__table__.c.created_at.type.dialect_impl(dialect).bind_processor(
+                dialect
+            )
             rows = raw_rows(text, floor.id, stamp(utcnow()) if stamp else utcnow())
             raw_seconds = raw_insert(db.engine, rows)
             for label in ("first import", "re-import (updates)"):

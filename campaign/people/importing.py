@@ -397,7 +397,8 @@ class _Driver:
         self.postgres = dialect.name == "postgresql"
         # The DBAPI cursor of that same connection, hence of that same transaction.
         self.cursor = connection.connection.cursor()
-        stamp = Supporter.__table__.c.created_at.type.bind_processor(dialect)
+        column_type = Supporter.__table__.c.created_at.type
+        stamp = column_type.dialect_impl(dialect).bind_processor(dialect)
         self.stamp = stamp or (lambda value: value)
 
     def _sql(self, sql: str) -> str:
