@@ -62,6 +62,9 @@ class BaseConfig:
     # Background work. Without a broker, tasks run in-process after the commit.
     CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL")
     CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND")
+    # A running background job silent this long lost its worker: beat starts it again
+    # (it carries on after its last committed chunk).
+    JOB_STALE_SECONDS = env_int("JOB_STALE_SECONDS", 120)
 
     # Sessions and cookies.
     SESSION_COOKIE_HTTPONLY = True

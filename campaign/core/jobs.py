@@ -8,8 +8,10 @@ groups' writes never wait behind it and the page shows how far it has got.
 
 Without ``CELERY_BROKER_URL`` (the embedded default) the job runs in-process right
 away, in an app context (hence a database session) of its own. With a broker it runs
-in a worker; ``acks_late`` means a job whose worker died runs again, and handlers
-resume from their last committed checkpoint.
+in a worker. A job whose worker died (its heartbeat, renewed at every chunk, is older
+than ``JOB_STALE_SECONDS``) is started again by the beat task ``resume_stalled_jobs``
+(or when its task is redelivered), and handlers carry on from their last committed
+checkpoint; a claim on the heartbeat stops two runs of one job at once.
 
 ``core`` imports no capability: capabilities register their handlers with
 ``@handles("people.import")`` when they are imported.
@@ -206,11 +208,10 @@ def run(job_id: int) -> str:
         handler = _HANDLERS.get(job.kind)
         if handler is None:
             return _fail(job_id, str(_l("This kind of work is not known here.")))
-        now = utcnow()
-        job.status = JobStatus.RUNNING
-        job.started_at = job.started_at or now
-        job.heartbeat_at = now
-        session.commit()
+        if not _claim(job_id):
+            session.rollback()
+            return JobStatus.RUNNING  # another run of it is alive (its heartbeat is recent)
+        session.refresh(job)
         try:
             result = handler(job, Progress(job))
         except JobFailed as exc:
@@ -229,6 +230,76 @@ def run(job_id: int) -> str:
         return job.status
 
 
+def _stale_before() -> datetime:
+    return utcnow() - timedelta(seconds=current_app.config["JOB_STALE_SECONDS"])
+
+
+def _claim(job_id: int) -> bool:
+    """Mark the job running, unless another run of it is alive; commits.
+
+    One conditional UPDATE: a queued job, or a running one whose heartbeat is older
+    than ``JOB_STALE_SECONDS`` (its worker died), is taken; a live one is left alone, so
+    a job never runs twice at once.
+    """
+    now = utcnow()
+    taken = db.session.execute(
+        sa.update(BackgroundJob)
+        .where(
+            BackgroundJob.id == job_id,
+            sa.or_(
+                BackgroundJob.status == JobStatus.QUEUED,
+                sa.and_(
+                    BackgroundJob.status == JobStatus.RUNNING,
+                    sa.or_(
+                        BackgroundJob.heartbeat_at.is_(None),
+                        BackgroundJob.heartbeat_at < _stale_before(),
+                    ),
+                ),
+            ),
+        )
+        .values(
+            status=JobStatus.RUNNING,
+            heartbeat_at=now,
+            started_at=sa.func.coalesce(BackgroundJob.started_at, now),
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    return taken == 1
+
+
+def resume_stalled() -> list[int]:
+    """Start again the jobs whose worker died (and queued ones whose message was lost).
+
+    Called every minute by beat; each job carries on from its last checkpoint.
+    """
+    stale = _stale_before()
+    ids = list(
+        db.session.scalars(
+            select(BackgroundJob.id).where(
+                sa.or_(
+                    sa.and_(
+                        BackgroundJob.status == JobStatus.RUNNING,
+                        sa.or_(
+                            BackgroundJob.heartbeat_at.is_(None),
+                            BackgroundJob.heartbeat_at < stale,
+                        ),
+                    ),
+                    sa.and_(
+                        BackgroundJob.status == JobStatus.QUEUED, BackgroundJob.created_at < stale
+                    ),
+                )
+            )
+        )
+    )
+    db.session.rollback()
+    for job_id in ids:
+        job = db.session.get(BackgroundJob, job_id)
+        if job is not None:
+            start(job)
+    return ids
+
+
 def _fail(job_id: int, summary: str) -> str:
     session = db.session
     job = session.get(BackgroundJob, job_id)
@@ -245,3 +316,9 @@ def _fail(job_id: int, summary: str) -> str:
 def run_job(job_id: int) -> str:
     """The Celery task for every job. Idempotent: a finished job is not run again."""
     return run(job_id)
+
+
+@shared_task(name="campaign.resume_stalled_jobs", acks_late=True)
+def resume_stalled_jobs() -> list[int]:
+    """Beat runs this every minute: jobs whose worker died start again."""
+    return resume_stalled()

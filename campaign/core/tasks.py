@@ -33,6 +33,7 @@ def celery_init_app(app: Flask) -> Celery:
             "deliver-outbox": {"task": "campaign.deliver_outbox", "schedule": 60.0},
             "send-due-mailings": {"task": "campaign.send_due_mailings", "schedule": 60.0},
             "send-action-reminders": {"task": "campaign.send_action_reminders", "schedule": 300.0},
+            "resume-stalled-jobs": {"task": "campaign.resume_stalled_jobs", "schedule": 60.0},
         },
     )
     celery_app.set_default()

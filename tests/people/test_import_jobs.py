@@ -6,12 +6,14 @@ from __future__ import annotations
 import html
 import io
 import re
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from campaign.core import jobs
 from campaign.core.jobs import BackgroundJob, JobStatus
+from campaign.core.models import utcnow
 from campaign.extensions import db
 from campaign.groups.models import Role
 from campaign.people import importing
@@ -225,3 +227,23 @@ def test_a_hundred_thousand_row_file_imports_through_the_pages(client, make):
     assert job.status == JobStatus.DONE and job.done == job.total == rows
     count = select(func.count()).select_from(Supporter).where(Supporter.group_id == group.id)
     assert db.session.scalar(count) == rows
+
+
+def test_a_live_job_is_left_alone_and_a_stalled_one_is_started_again(app, client, make):
+    organiser, group = _organiser(client, make)
+    mapping_url = _upload(client, group, b"Email\na@example.org\nb@example.org\n")
+    token = mapping_url.split("/import/")[1].split("?")[0]
+    job = importing.start_import(group, organiser, token, {0: "email"}, name="x.csv",
+                                 consent_statement="", notes_token="stalledjobnotes")  # fmt: skip
+    job.status, job.heartbeat_at = JobStatus.RUNNING, utcnow()
+    db.session.commit()
+    # Its worker is alive (a fresh heartbeat): neither a second run nor beat touch it.
+    assert jobs.run(job.id) == JobStatus.RUNNING
+    assert jobs.resume_stalled() == []
+    assert db.session.scalar(select(func.count()).select_from(Supporter)) == 0
+    # Silent for longer than JOB_STALE_SECONDS: its worker died, beat starts it again.
+    job.heartbeat_at = utcnow() - timedelta(seconds=app.config["JOB_STALE_SECONDS"] + 1)
+    db.session.commit()
+    assert jobs.resume_stalled() == [job.id]
+    db.session.refresh(job)
+    assert job.status == JobStatus.DONE and job.result["created"] == 2
