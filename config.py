@@ -115,6 +115,9 @@ class BaseConfig:
     # How often beat delivers due mail and queues due sends, and queues due reminders.
     BEAT_DELIVERY_SECONDS = env_int("BEAT_DELIVERY_SECONDS", 60)
     BEAT_REMINDER_SECONDS = env_int("BEAT_REMINDER_SECONDS", 300)
+    # A running background job silent this long lost its worker: beat starts it again
+    # (it carries on after its last committed chunk).
+    JOB_STALE_SECONDS = env_int("JOB_STALE_SECONDS", 120)
 
     # Sessions and cookies.
     SESSION_COOKIE_HTTPONLY = True

@@ -6,6 +6,7 @@ Alembic's env.py, the drift test and ``create_all`` in tests import this module.
 from campaign.accounts.models import LoginThrottle, RecoveryCode, User, UserSession
 from campaign.actions.models import Action, ActionSignup
 from campaign.core.audit import AuditEvent
+from campaign.core.jobs import BackgroundJob
 from campaign.core.models import Base
 from campaign.core.outbox import MailThrottle, OutboxMessage
 from campaign.groups.models import Group, Invitation, Membership
@@ -19,6 +20,7 @@ __all__ = [
     "ActionSignup",
     "AuditEvent",
     "BounceEvent",
+    "BackgroundJob",
     "Base",
     "ConsentRecord",
     "ErasedAddress",

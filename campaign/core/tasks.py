@@ -48,6 +48,7 @@ def celery_init_app(app: Flask) -> Celery:
                 "task": "campaign.send_action_reminders",
                 "schedule": float(app.config["BEAT_REMINDER_SECONDS"]),
             },
+            "resume-stalled-jobs": {"task": "campaign.resume_stalled_jobs", "schedule": 60.0},
         },
     )
     celery_app.set_default()

@@ -7,6 +7,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     DateTimeLocalField,
+    HiddenField,
     RadioField,
     SelectField,
     StringField,
@@ -147,3 +148,15 @@ class PreferencesForm(FlaskForm):
 
 class ButtonForm(FlaskForm):
     """Only a CSRF token, for one-button actions."""
+
+
+class ConfirmSendForm(FlaskForm):
+    """The one button that sends now; carries the count the organiser was shown."""
+
+    expected = HiddenField(
+        validators=[InputRequired(_l("The page was incomplete. Please try again."))]
+    )
+
+    def validate_expected(self, field: HiddenField) -> None:
+        if not (field.data or "").isdigit() or len(field.data) > 9:
+            raise ValidationError(_l("The page was incomplete. Please try again."))

@@ -15,6 +15,7 @@ from campaign.core.models import TimestampedModel, UTCDateTime
 class MailingStatus(enum.StrEnum):
     DRAFT = "draft"
     SCHEDULED = "scheduled"
+    QUEUEING = "queueing"  # send-now confirmed: a background job is adding the recipients
     SENDING = "sending"  # recipients queued in the outbox, some not delivered yet
     SENT = "sent"  # every recipient row reached a final state
     CANCELLED = "cancelled"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import secrets
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -80,6 +80,8 @@ _MERGE_LIKE = re.compile(r"\{\{.{0,60}?\}\}", re.S)
 SUBJECT_MAX = 200
 BODY_MAX = 50_000
 SCHEDULE_MAX_AHEAD = timedelta(days=366)
+# Recipients queued per transaction when a send is queued as a background job.
+QUEUE_CHUNK = 2000
 TEST_PREFIX = "[Test] "
 # The token in the links of previews and test sends: it unsubscribes nobody.
 EXAMPLE_TOKEN = "example"  # noqa: S105 - not a secret
@@ -451,8 +453,12 @@ def send_test(actor: User, group: Group, mailing: Mailing) -> int:
 # --- sending -----------------------------------------------------------------------------------
 
 
-def _claim(mailing: Mailing, from_statuses: tuple[MailingStatus, ...]) -> bool:
-    """Move the mailing to SENDING only if it is still in one of ``from_statuses``.
+def _claim(
+    mailing: Mailing,
+    from_statuses: tuple[MailingStatus, ...],
+    to_status: MailingStatus = MailingStatus.SENDING,
+) -> bool:
+    """Move the mailing to ``to_status`` only if it is still in one of ``from_statuses``.
 
     One conditional UPDATE: of two requests (a double click, two schedulers), only one
     finds the row still unsent, so a mailing is queued at most once.
@@ -460,7 +466,7 @@ def _claim(mailing: Mailing, from_statuses: tuple[MailingStatus, ...]) -> bool:
     result = db.session.execute(
         sa.update(Mailing)
         .where(Mailing.id == mailing.id, Mailing.status.in_([s.value for s in from_statuses]))
-        .values(status=MailingStatus.SENDING.value)
+        .values(status=to_status.value)
         .execution_options(synchronize_session=False)
     )
     db.session.refresh(mailing)
@@ -479,32 +485,34 @@ def _check_sendable(group: Group, mailing: Mailing) -> None:
     _check_content(mailing.subject, mailing.body_markdown)
 
 
+def _recipient_messages(
+    group: Group, rendered: RenderedMailing, recipients: Iterable[Supporter]
+) -> Iterator[PreparedEmail]:
+    """Each recipient's own message: their first name and their own unsubscribe link."""
+    url_template = unsubscribe_url("TOKENPLACEHOLDER")
+    for supporter in recipients:
+        token = unsubscribe_token(supporter)
+        url = url_template.replace("TOKENPLACEHOLDER", token)
+        text, html, _content = rendered.personalise(
+            first_name=supporter.first_name, unsubscribe_url=url
+        )
+        yield PreparedEmail(
+            to=supporter.email,
+            subject=rendered.subject,
+            text_body=text,
+            html_body=html,
+            headers=list_headers(group, token, url),
+            supporter_id=supporter.id,
+        )
+
+
 def _queue_recipients(group: Group, mailing: Mailing) -> int:
     """Snapshot the segment now and queue one outbox row per recipient."""
-    rendered = render_mailing(group, mailing)
-    url_template = unsubscribe_url("TOKENPLACEHOLDER")
     recipients = db.session.scalars(
         marketing_recipients(group, mailing.segment or SUBSCRIBERS)
     ).all()
-
-    def messages() -> Iterator[PreparedEmail]:
-        for supporter in recipients:
-            token = unsubscribe_token(supporter)
-            url = url_template.replace("TOKENPLACEHOLDER", token)
-            text, html, _content = rendered.personalise(
-                first_name=supporter.first_name, unsubscribe_url=url
-            )
-            yield PreparedEmail(
-                to=supporter.email,
-                subject=rendered.subject,
-                text_body=text,
-                html_body=html,
-                headers=list_headers(group, token, url),
-                supporter_id=supporter.id,
-            )
-
     count = queue_prepared(
-        messages(),
+        _recipient_messages(group, render_mailing(group, mailing), recipients),
         template="mailing",
         category=MailCategory.MARKETING,
         group_id=group.id,
@@ -518,22 +526,83 @@ def _queue_recipients(group: Group, mailing: Mailing) -> int:
     return count
 
 
-def send_now(actor: User, group: Group, mailing: Mailing) -> int:
-    """Queue the mailing for everyone in its segment now; returns how many."""
+def check_send_now(group: Group, mailing: Mailing) -> int:
+    """Can the mailing be sent now? Returns how many it would reach; MailingError if not."""
     if mailing.group_id != group.id:
         raise MailingError(_l("That mailing does not exist in this group."))
     if mailing.status not in (MailingStatus.DRAFT, MailingStatus.SCHEDULED):
         raise MailingError(_l("This mailing has already been sent."))
     _check_sendable(group, mailing)
-    if recipient_count(group, mailing.segment) == 0:
+    count = recipient_count(group, mailing.segment)
+    if count == 0:
         raise MailingError(_l("Nobody on that list can be emailed yet, so nothing was sent."))
-    if not _claim(mailing, (MailingStatus.DRAFT, MailingStatus.SCHEDULED)):
+    return count
+
+
+def begin_send(actor: User, group: Group, mailing: Mailing) -> int:
+    """Claim the mailing for sending now (QUEUEING); returns how many it will reach.
+
+    The recipients are queued afterwards, chunk by chunk, by ``queue_next_recipients``
+    (in a background job, see ``tasks.run_send_job``) and ``finish_queueing``.
+    """
+    count = check_send_now(group, mailing)
+    if not _claim(mailing, (MailingStatus.DRAFT, MailingStatus.SCHEDULED), MailingStatus.QUEUEING):
         raise MailingError(_l("This mailing has already been sent."))
-    count = _queue_recipients(group, mailing)
+    mailing.recipient_count = 0
     audit.record(
         "mailing.sent", actor_id=actor.id, group_id=group.id, mailing=mailing.id, recipients=count
     )
+    db.session.flush()
     return count
+
+
+def queue_next_recipients(
+    group: Group, mailing: Mailing, after_id: int, limit: int | None = None
+) -> tuple[int, int]:
+    """Queue the next ``limit`` recipients (by supporter id, after ``after_id``).
+
+    Returns how many were queued and the last supporter id, to carry on from; the
+    segment is read as it is now, chunk by chunk. Flushes.
+    """
+    recipients = db.session.scalars(
+        marketing_recipients(group, mailing.segment or SUBSCRIBERS)
+        .where(Supporter.id > after_id)
+        .limit(limit or QUEUE_CHUNK)
+    ).all()
+    if not recipients:
+        return 0, after_id
+    count = queue_prepared(
+        _recipient_messages(group, render_mailing(group, mailing), recipients),
+        template="mailing",
+        category=MailCategory.MARKETING,
+        group_id=group.id,
+        group_name=group.name,
+        mailing_id=mailing.id,
+    )
+    mailing.recipient_count += count
+    db.session.flush()
+    return count, recipients[-1].id
+
+
+def finish_queueing(mailing: Mailing) -> Mailing:
+    """Every recipient is queued: the mailing is SENDING until the outbox has sent them."""
+    mailing.status = MailingStatus.SENDING
+    mailing.queued_at = utcnow()
+    db.session.flush()
+    return refresh_status(mailing)
+
+
+def send_now(actor: User, group: Group, mailing: Mailing) -> int:
+    """Queue the mailing for everyone in its segment now, in the caller's transaction;
+    returns how many. The web pages do the same as a background job, chunk by chunk."""
+    begin_send(actor, group, mailing)
+    after = 0
+    while True:
+        count, after = queue_next_recipients(group, mailing, after)
+        if count == 0:
+            break
+    finish_queueing(mailing)
+    return mailing.recipient_count
 
 
 def local_to_utc(value: datetime) -> datetime:

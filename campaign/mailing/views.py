@@ -18,6 +18,7 @@ from werkzeug.wrappers import Response
 from wtforms import ValidationError
 from wtforms.fields import SelectChoice
 
+from campaign.core import jobs
 from campaign.core.forms import render_form
 from campaign.core.pagination import Page, paginate, requested_page
 from campaign.core.permissions import public
@@ -28,7 +29,13 @@ from campaign.groups.access import GroupAccess, load_group
 from campaign.groups.models import Group, Role
 from campaign.mailing import services
 from campaign.mailing import tasks as _tasks  # noqa: F401 - registers the Celery task
-from campaign.mailing.forms import ButtonForm, ComposeForm, PreferencesForm, SendForm
+from campaign.mailing.forms import (
+    ButtonForm,
+    ComposeForm,
+    ConfirmSendForm,
+    PreferencesForm,
+    SendForm,
+)
 from campaign.mailing.models import Mailing, MailingStatus
 from campaign.people.models import ConsentMethod
 
@@ -214,7 +221,8 @@ def test_send(slug: str, mailing_id: int) -> Response:
 
 @bp.route("/g/<slug>/mailings/<int:mailing_id>/send", methods=["POST"])
 def send(slug: str, mailing_id: int) -> Response | tuple[str, int]:
-    """Send the mailing now, or schedule it for a time in the future (UK time)."""
+    """Schedule the mailing for a time in the future (UK time), or go on to confirm
+    sending it now: nothing is sent from this form."""
     access, mailing = _load(slug, mailing_id)
     group = access.group
     form = SendForm()
@@ -225,19 +233,73 @@ def send(slug: str, mailing_id: int) -> Response | tuple[str, int]:
                 when = services.local_to_utc(form.send_at.data)
                 services.schedule(current_user, group, mailing, when)
             else:
-                count = services.send_now(current_user, group, mailing)
+                services.check_send_now(group, mailing)
         except services.MailingError as exc:
             (form.send_at if later else form.when).errors.append(str(exc))
         else:
+            if not later:
+                return redirect(url_for("mailing.confirm_send", slug=slug, mailing_id=mailing.id))
             db.session.commit()
-            if later:
-                flash(_("Scheduled for %(when)s, UK time.", when=local_time(mailing.scheduled_for)),
-                      "success")  # fmt: skip
-            else:
-                flash(ngettext("Sending to %(num)d person.", "Sending to %(num)d people.", count),
-                      "success")  # fmt: skip
+            flash(_("Scheduled for %(when)s, UK time.", when=local_time(mailing.scheduled_for)),
+                  "success")  # fmt: skip
             return redirect(url_for("mailing.mailing", slug=slug, mailing_id=mailing.id))
     return _preview_page(group, mailing, send_form=form, status=422)
+
+
+def _confirm_page(
+    group: Group, mailing: Mailing, count: int, form: ConfirmSendForm | None = None,
+    status: int = 200, changed_from: int | None = None,
+) -> tuple[str, int]:  # fmt: skip
+    form = form or ConfirmSendForm(formdata=None)
+    form.expected.data = str(count)
+    return render_template(
+        "mailing/confirm_send.html", group=group, mailing=mailing, count=count, form=form,
+        changed_from=changed_from, segment=services.segment_label(group, mailing.segment),
+    ), status  # fmt: skip
+
+
+@bp.route("/g/<slug>/mailings/<int:mailing_id>/send-now", methods=["GET", "POST"])
+def confirm_send(slug: str, mailing_id: int) -> Response | tuple[str, int]:
+    """'Send this to 1,234 people now?' with one button; the send then runs as a job."""
+    access, mailing = _load(slug, mailing_id)
+    group = access.group
+    if mailing.status not in (MailingStatus.DRAFT, MailingStatus.SCHEDULED):
+        flash(_("This mailing has already been sent."), "info")
+        return redirect(url_for("mailing.mailing", slug=slug, mailing_id=mailing.id))
+    try:
+        count = services.check_send_now(group, mailing)
+    except services.MailingError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("mailing.preview", slug=slug, mailing_id=mailing.id))
+    form = ConfirmSendForm()
+    if request.method == "GET":
+        return _confirm_page(group, mailing, count)
+    if not form.validate_on_submit():
+        return _confirm_page(group, mailing, count, form, status=422)
+    if int(form.expected.data) != count:
+        # The list changed while the page was open: ask again with the new figure.
+        return _confirm_page(group, mailing, count, status=409,
+                             changed_from=int(form.expected.data))  # fmt: skip
+    try:
+        services.begin_send(current_user, group, mailing)
+    except services.MailingError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("mailing.mailing", slug=slug, mailing_id=mailing.id))
+    job = jobs.create_job(group.id, _tasks.SEND_JOB, actor_id=current_user.id,
+                          params={"mailing_id": mailing.id}, total=count)  # fmt: skip
+    db.session.commit()
+    jobs.start(job)
+    return redirect(url_for("mailing.send_job", slug=slug, mailing_id=mailing.id, job_id=job.id))
+
+
+@bp.route("/g/<slug>/mailings/<int:mailing_id>/sending/<int:job_id>")
+def send_job(slug: str, mailing_id: int, job_id: int) -> str:
+    """How far the queueing of a send has got; then on to the delivery report."""
+    access, mailing = _load(slug, mailing_id)
+    job = jobs.get_job(access.group.id, job_id, kind=_tasks.SEND_JOB)
+    if job is None or job.params.get("mailing_id") != mailing.id:
+        abort(404)
+    return render_template("mailing/send_job.html", group=access.group, mailing=mailing, job=job)
 
 
 @bp.route("/g/<slug>/mailings/<int:mailing_id>/unschedule", methods=["POST"])

@@ -4,7 +4,6 @@ supporter list, supporter pages, CSV export, merge and erasure."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +25,7 @@ from werkzeug.utils import secure_filename
 from werkzeug.wrappers import Response
 from wtforms.fields import SelectChoice
 
+from campaign.core import jobs
 from campaign.core.addresses import normalise_email
 from campaign.core.forms import render_form
 from campaign.core.pagination import requested_page
@@ -442,24 +442,12 @@ def merge_supporters(slug: str) -> Response | tuple[str, int]:
 # --- CSV import: upload, map the columns, see the report ------------------------------------
 
 
-def _upload_dir() -> Path:
-    directory = Path(current_app.instance_path) / "uploads"
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
-
-
 def _upload_path(group: Group, token: str) -> Path:
     """Uploads sit outside static/, named for their group so no other group finds them."""
-    if not token.replace("-", "").replace("_", "").isalnum() or len(token) > 64:
+    path = importing.upload_path(group.id, token)
+    if path is None:
         abort(404)
-    return _upload_dir() / f"import-{group.id}-{token}.csv"
-
-
-def _forget_stale_uploads(max_age: float = 24 * 3600) -> None:
-    cutoff = time.time() - max_age
-    for path in _upload_dir().glob("import-*.csv"):
-        if path.stat().st_mtime < cutoff:
-            path.unlink(missing_ok=True)
+    return path
 
 
 @bp.route("/g/<slug>/people/import", methods=["GET", "POST"])
@@ -474,7 +462,7 @@ def import_upload(slug: str) -> Response | tuple[str, int]:
         except importing.ImportError_ as exc:
             form.file.errors.append(str(exc))
         else:
-            _forget_stale_uploads()
+            importing.forget_stale_uploads()
             token = random_token()
             _upload_path(access.group, token).write_text(text, encoding="utf-8")
             name = secure_filename(form.file.data.filename or "") or "upload.csv"
@@ -506,31 +494,31 @@ def import_map(slug: str, token: str) -> Response | tuple[str, int]:
         }
     if form.validate_on_submit():
         try:
-            report = importing.import_supporters(
-                access.group, current_user, text, mapping,
-                source=f"import:{name}", consent_statement=form.statement.data or "",
+            job = importing.start_import(
+                access.group, current_user, token, mapping, name=name,
+                consent_statement=form.statement.data or "", notes_token=random_token(),
             )  # fmt: skip
         except importing.ImportError_ as exc:
             problem = str(exc)
         else:
             db.session.commit()
-            path.unlink(missing_ok=True)
-            rejects = None
-            if report.rejected:
-                rejects = random_token()
-                _upload_path(access.group, rejects).write_text(
-                    importing.rejects_csv(report), encoding="utf-8"
-                )
-            flash(_("Import finished."), "success")
-            return render_template(
-                "people/import_report.html", group=access.group, report=report, rejects=rejects,
-                name=name,
-            )  # fmt: skip
+            jobs.start(job)
+            return redirect(url_for("people.import_job", slug=slug, job_id=job.id))
     status = 422 if form.is_submitted() and (form.errors or problem) else 200
     return render_template(
         "people/import_map.html", group=access.group, preview=preview, mapping=mapping,
         fields=importing.FIELDS, form=form, problem=problem, name=name,
     ), status  # fmt: skip
+
+
+@bp.route("/g/<slug>/people/import/jobs/<int:job_id>")
+def import_job(slug: str, job_id: int) -> str:
+    """How far an import has got; once finished, its report (organisers only)."""
+    access = load_group(slug, role=Role.ORGANISER)
+    job = jobs.get_job(access.group.id, job_id, kind=importing.JOB_KIND)
+    if job is None:
+        abort(404)
+    return render_template("people/import_job.html", group=access.group, job=job)
 
 
 @bp.route("/g/<slug>/people/import/<token>/rejected.csv")
@@ -543,5 +531,5 @@ def import_rejects(slug: str, token: str) -> Response:
     return Response(
         path.read_text(encoding="utf-8"),
         mimetype="text/csv",
-        headers={"Content-Disposition": 'attachment; filename="rejected-rows.csv"'},
+        headers={"Content-Disposition": 'attachment; filename="import-report.csv"'},
     )

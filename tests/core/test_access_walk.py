@@ -15,6 +15,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from campaign.actions.models import Action, ActionSignup, ActionStatus, SignupStatus
+from campaign.core.jobs import BackgroundJob, JobStatus
 from campaign.core.permissions import is_public_endpoint
 from campaign.extensions import db
 from campaign.groups.models import Invitation, Membership, Role
@@ -106,6 +107,14 @@ def two_groups(make, app):
                             email="secret-signup-a@example.org",
                             status=SignupStatus.CONFIRMED)  # fmt: skip
     db.session.add(signup_a)
+    # A finished import of group A's, whose report names one of its supporters.
+    job_a = BackgroundJob(group_id=group_a.id, kind="people.import", status=JobStatus.DONE,
+                          total=1, done=1, params={}, created_by_id=organiser_a.id,
+                          result={"created": 1, "updated": 0, "subscribed": 0,
+                                  "rejected_total": 1, "duplicates_total": 0, "name": "a.csv",
+                                  "rejected": [[2, "secret-supporter-a@example.org"]],
+                                  "duplicates": [], "notes": None})  # fmt: skip
+    db.session.add(job_a)
     db.session.commit()
     # A pending CSV import of group A's, waiting for its column mapping.
     uploads = Path(app.instance_path) / "uploads"
@@ -125,6 +134,7 @@ def two_groups(make, app):
         "import_token": "walktoken",
         "action_a": action_a,
         "signup_a": signup_a,
+        "job_a": job_a,
     }
     upload.unlink(missing_ok=True)
 
@@ -148,6 +158,8 @@ def _url_for_group_a(rule, data) -> str:
             values["action_id"] = data["action_a"].id
         elif argument == "signup_id":
             values["signup_id"] = data["signup_a"].id
+        elif argument == "job_id":
+            values["job_id"] = data["job_a"].id
         else:
             pytest.fail(f"{rule.endpoint}: the walk does not know how to fill <{argument}>")
     return rule.build(values, append_unknown=False)[1]
@@ -298,6 +310,7 @@ def test_every_private_route_sends_anonymous_visitors_to_login(app, client, two_
                 "token": "x",
                 "action_id": two_groups["action_a"].id,
                 "signup_id": two_groups["signup_a"].id,
+                "job_id": two_groups["job_a"].id,
             }.get(argument) or pytest.fail(f"unknown argument {argument} in {rule.rule}")
         url = rule.build(values, append_unknown=False)[1]
         if "GET" in rule.methods:

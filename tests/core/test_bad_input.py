@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from campaign.accounts import services as account_services
 from campaign.actions import models as action_models
+from campaign.core.models import utcnow
 from campaign.core.tokens import fingerprint, make_token
 from campaign.extensions import db
 from campaign.groups.models import GroupStatus, Role
@@ -123,6 +124,20 @@ def _prepare(case: str, client, app) -> str:
         return f"/g/{group.slug}/people/merge"
     if case == "compose_mailing":
         return f"/g/{group.slug}/mailings/new"
+    if case == "confirm_send":
+        draft = Mailing(group_id=group.id, subject="Draft", body_markdown="Hello",
+                        segment={"kind": "subscribers"})  # fmt: skip
+        db.session.add(draft)
+        db.session.add(
+            Supporter(
+                group_id=group.id,
+                email="fan@example.org",
+                updates_status="subscribed",
+                updates_confirmed_at=utcnow(),
+            )
+        )
+        db.session.flush()
+        return f"/g/{group.slug}/mailings/{draft.id}/send-now"
     if case in ("edit_mailing", "send_mailing"):
         draft = Mailing(group_id=group.id, subject="Draft", body_markdown="Hello",
                         segment={"kind": "subscribers"})  # fmt: skip
@@ -240,6 +255,7 @@ FORMS = [
              choices=["segment"], long_text=["body"]),
     FormCase("send_mailing", {"when": "later", "send_at": IN_A_MONTH}, required=["when"],
              choices=["when"]),
+    FormCase("confirm_send", {"expected": "1"}, required=["expected"], choices=["expected"]),
     FormCase("mailing_preferences", {"scope": "group"}, required=["scope"], choices=["scope"]),
     FormCase("new_supporter", SUPPORTER, required=["email"], emails=["email"],
              text=["first_name", "last_name", "phone", "postcode", "tags"],
@@ -349,6 +365,7 @@ def test_the_attack_list_covers_every_form_with_fields(app):
         "people.new_supporter", "people.supporter", "people.merge_supporters",
         "people.import_upload", "people.import_map",
         "mailing.new", "mailing.mailing", "mailing.send", "mailing.preferences",
+        "mailing.confirm_send",
         "actions.public_action", "actions.manage_signup",
         "actions.new_action", "actions.edit_action", "actions.add_walk_in",
         "actions.email_attendees",

@@ -124,6 +124,11 @@ def test_a_supporter_subscribes_gets_the_email_and_unsubscribes_in_one_click(
     expect(organiser.get_by_text("Hello Sam").first).to_be_visible()  # the sample name
     shot(organiser, "preview")
     organiser.get_by_role("button", name="Send or schedule").click()
+    # Nothing goes before the confirmation, which names the subject and the count.
+    expect(organiser.locator("h1")).to_contain_text("Send 'Meeting on Thursday' to 1 person now?")
+    shot(organiser, "confirm send")
+    organiser.get_by_role("button", name="Send to 1 person now").click()
+    expect(organiser.locator("main")).to_contain_text("Queued for 1 person")
 
     mail = mailbox.latest("nadia@example.org", subject_contains="Meeting on Thursday")
     assert "Hello Nadia" in mail.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from sqlalchemy import insert, select
@@ -12,6 +13,7 @@ from campaign.extensions import db
 from campaign.groups.models import Group
 from campaign.mailing.models import Mailing, MailingStatus
 from campaign.people.models import Supporter, Suppression, SuppressionReason, Tag, UpdatesStatus
+from tests.conftest import csrf_token, post
 
 
 def add_supporter(
@@ -86,4 +88,19 @@ def rows_of(mailing: Mailing) -> list[OutboxMessage]:
             .where(OutboxMessage.mailing_id == mailing.id)
             .order_by(OutboxMessage.id)
         )
+    )
+
+
+def send_now_through_pages(client, group: Group, mailing: Mailing):
+    """Send now as an organiser does: the send form, then the confirmation's one button.
+
+    Returns the confirmation's answer (a redirect to the send's progress page).
+    """
+    response = post(client, f"/g/{group.slug}/mailings/{mailing.id}/send", {"when": "now"})
+    assert response.status_code == 302, response.get_data(as_text=True)[:300]
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    expected = re.search(r'name="expected" type="hidden" value="(\d+)"', page).group(1)
+    return client.post(
+        response.headers["Location"],
+        data={"csrf_token": csrf_token(client), "expected": expected},
     )

@@ -15,8 +15,14 @@ from campaign.core.outbox import OutboxMessage, OutboxStatus
 from campaign.extensions import db
 from campaign.mailing.models import MailingStatus
 from campaign.people.models import ConsentMethod, UpdatesStatus
-from tests.conftest import login, post
-from tests.mailing.helpers import add_draft, add_many_subscribers, add_supporter, rows_of
+from tests.conftest import login
+from tests.mailing.helpers import (
+    add_draft,
+    add_many_subscribers,
+    add_supporter,
+    rows_of,
+    send_now_through_pages,
+)
 
 # RFC 2919: list-id = [phrase] "<" list-label "." list-id-namespace ">", dot-atom-text.
 ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
@@ -41,7 +47,7 @@ def test_delivered_campaign_mail_is_multipart_with_valid_list_headers(
         group, body="Hello **{{first_name}}**,\n\n[Stop these]({{unsubscribe_url}})"
     )
     login(client, organiser)
-    response = post(client, f"/g/{group.slug}/mailings/{mailing.id}/send", {"when": "now"})
+    response = send_now_through_pages(client, group, mailing)
     assert response.status_code == 302
 
     [(recipients, raw)] = smtp_sink.messages
@@ -98,7 +104,7 @@ def test_a_thousand_recipients_each_get_exactly_one_copy(app, client, group, org
     db.session.commit()
     login(client, organiser)
     started = time.monotonic()
-    response = post(client, f"/g/{group.slug}/mailings/{mailing.id}/send", {"when": "now"})
+    response = send_now_through_pages(client, group, mailing)
     elapsed = time.monotonic() - started
     assert response.status_code == 302
 

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from campaign.core.text import markdown_to_text, sanitised_html
-from tests.conftest import login, post
-from tests.mailing.helpers import add_draft, add_supporter
+from tests.conftest import login
+from tests.mailing.helpers import add_draft, add_supporter, send_now_through_pages
 
 BODY = """# Save our A&E
 
@@ -69,7 +69,7 @@ def test_campaign_mail_text_part_is_plain_text_with_what_the_html_part_has(
     add_supporter(group, "bo@example.org", first_name="Bo")
     mailing = add_draft(group, body=BODY)
     login(client, organiser)
-    response = post(client, f"/g/{group.slug}/mailings/{mailing.id}/send", {"when": "now"})
+    response = send_now_through_pages(client, group, mailing)
     assert response.status_code == 302
 
     assert sorted(rcpts[0] for rcpts, _raw in smtp_sink.messages) == [
@@ -160,7 +160,7 @@ def test_campaign_mail_comes_from_the_group_via_the_site(client, group, organise
     add_supporter(group, "ana@example.org", first_name="Ana")
     mailing = add_draft(group, body="Hello {{first_name}}.")
     login(client, organiser)
-    response = post(client, f"/g/{group.slug}/mailings/{mailing.id}/send", {"when": "now"})
+    response = send_now_through_pages(client, group, mailing)
     assert response.status_code == 302
     [(_rcpts, raw)] = smtp_sink.messages
     message = email.message_from_bytes(raw, policy=policy.default)

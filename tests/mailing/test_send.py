@@ -22,7 +22,7 @@ from campaign.people.models import (
 )
 from campaign.people.services import unsubscribe
 from tests.conftest import login, post
-from tests.mailing.helpers import add_draft, add_supporter, add_tag, rows_of
+from tests.mailing.helpers import add_draft, add_supporter, add_tag, rows_of, send_now_through_pages
 
 
 def _everyone(group, make):
@@ -53,7 +53,7 @@ def test_send_now_queues_exactly_the_eligible_recipients(client, group, organise
     preview = client.get(f"/g/{group.slug}/mailings/{mailing.id}/preview").get_data(as_text=True)
     shown = int(re.search(r"<strong>(\d+) (?:person|people)</strong>", preview).group(1))
 
-    response = post(client, f"/g/{group.slug}/mailings/{mailing.id}/send", {"when": "now"})
+    response = send_now_through_pages(client, group, mailing)
     assert response.status_code == 302
     rows = rows_of(mailing)
     assert sorted(r.to_addr for r in rows) == ["fine@example.org", "nurse@example.org"]
