@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import socket
 import sys
@@ -144,6 +145,10 @@ def quickstart_command(host: str, port: int, no_serve: bool) -> None:
             f"Something is already listening on {host}:{port} (an earlier quickstart?). "
             f"Stop it, or choose another port with --port."
         )
+    base = f"http://{host}:{port}"
+    if not os.environ.get("BASE_URL"):
+        # Links in the demo's mail must open the site this command serves.
+        current_app.config["BASE_URL"] = base
     migrations.upgrade("head")
     summary = load_demo()
     # Made once and kept in the instance folder, so the login stays the same between runs.
@@ -151,7 +156,6 @@ def quickstart_command(host: str, port: int, no_serve: bool) -> None:
     admin_password = _instance_secret(password_file, secrets.token_urlsafe(12))
     create_admin(DEMO_ADMIN_EMAIL, admin_password)
     _commit_and_dispatch()
-    base = f"http://{host}:{port}"
     click.echo("")
     click.echo("Campaign is ready (SQLite in the instance folder, mail written to files).")
     click.echo(f"  Site:           {base}/")

@@ -46,8 +46,10 @@ URL = re.compile(r"(?:https?|mailto):[^\s()<>]+")
 
 
 def _markdown_left_in(text: str) -> list[str]:
-    """Pieces of Markdown syntax that a plain-text reader would see raw."""
+    """Pieces of Markdown syntax that a plain-text reader would see raw (outside URLs,
+    whose signed tokens may hold any characters, "__" included)."""
     found = []
+    text = URL.sub("<url>", text)
     for pattern in (r"\*\*", r"__", r"\[[^\]\n]*\]\([^)\n]*\)", r"!\[", r"(?m)^#"):
         found += re.findall(pattern, text)
     return found
