@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-import redis
 from sqlalchemy import func, select
 
 from campaign import create_app
@@ -27,22 +26,11 @@ from campaign.extensions import db
 from campaign.people.models import Supporter
 from tests import factories
 from tests.conftest import csrf_token, login
+from tests.core.test_celery_worker import REDIS_URL, _redis_or_skip
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "import-worker-test-secret-0123456789abcdef"
 ROWS = 300_000
-
-
-def _redis_or_skip() -> redis.Redis:
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.exceptions.ConnectionError:
-        if os.environ.get("CI"):
-            pytest.fail(f"Redis is not reachable at {REDIS_URL}")
-        pytest.skip(f"Redis is not reachable at {REDIS_URL}")
-    return client
 
 
 def big_csv(rows: int) -> bytes:
