@@ -308,11 +308,11 @@ def query_counts(paths: dict[str, str]) -> dict[str, int]:
 # --- the run ------------------------------------------------------------------------------
 
 
-def throwaway_postgres() -> tuple[str, Callable[[], None]]:
+def throwaway_postgres(suffix: str = "") -> tuple[str, Callable[[], None]]:
     server = os.environ.get(
         "BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
     )
-    name = f"campaign_bench_{os.getpid()}"
+    name = f"campaign_bench_{os.getpid()}{suffix}"
     admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
@@ -332,6 +332,8 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--large-groups", type=int, default=500,
                         help="groups added for the large-data query counts")  # fmt: skip
+    parser.add_argument("--big-lists", type=int, default=100_000,
+                        help="supporters for the organiser pages' part (0 to skip)")  # fmt: skip
     args = parser.parse_args()
 
     cleanup: list[Callable[[], None]] = []
@@ -384,6 +386,8 @@ def main() -> int:
                 "action page": paths["action"],
             })  # fmt: skip
             report(database_url, args, results, small, large, rss, args.large_groups)
+        if args.big_lists:
+            big_lists(database_url if args.database_url else None, args.big_lists)
     finally:
         for server in servers:
             server.send_signal(signal.SIGTERM)
@@ -391,6 +395,24 @@ def main() -> int:
         for step in cleanup:
             step()
     return 0
+
+
+def big_lists(database_url: str | None, supporters: int) -> None:
+    """The organiser's supporters list and sent-mail report with a big list, through
+    bench/pages_bench.py (on a database of its own: it empties the one it is given)."""
+    print(f"\nOrganiser pages with {supporters:,} supporters (bench/pages_bench.py):")
+    cleanup = None
+    if database_url is None or sa.make_url(database_url).get_backend_name() == "postgresql":
+        url, cleanup = throwaway_postgres(suffix="_pages")
+    else:
+        url = None  # pages_bench makes its own temporary SQLite file
+    command = [sys.executable, str(ROOT / "bench" / "pages_bench.py"), "-n", str(supporters),
+               "--requests", "100"] + (["--database-url", url] if url else [])  # fmt: skip
+    try:
+        subprocess.run(command, cwd=ROOT, check=False)
+    finally:
+        if cleanup:
+            cleanup()
 
 
 def seed_large(env: dict[str, str], groups: int) -> None:
