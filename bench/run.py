@@ -250,10 +250,7 @@ def seed(env: dict[str, str], extra_groups: int) -> dict[str, str]:
                               capture_output=True, text=True, check=False)  # fmt: skip
         if done.returncode != 0:
             raise SystemExit(f"flask {' '.join(command)} failed: {done.stderr}")
-    os.environ.update({k: env[k] for k in ("CAMPAIGN_ENV", "DATABASE_URL", "SECRET_KEY",
-                                           "ENCRYPTION_KEYS", "CELERY_BROKER_URL",
-                                           "CAMPAIGN_INSTANCE_PATH", "RATELIMIT_STORAGE_URI",
-                                           "WEB_CONCURRENCY")})  # fmt: skip
+    os.environ.update(env)  # read once, when config is first imported just below
     from campaign import create_app
     from campaign.actions.models import Action, ActionKind, ActionStatus
     from campaign.core.models import utcnow

@@ -328,7 +328,8 @@ def possible_repeats(mailing_id: int) -> list[str]:
             select(OutboxMessage.to_addr)
             .where(
                 OutboxMessage.mailing_id == mailing_id,
-                OutboxMessage.possible_repeat.is_(True),
+                # Written as the partial index's own predicate, so the index serves it.
+                OutboxMessage.possible_repeat,
                 OutboxMessage.status == OutboxStatus.SENT,
             )
             .order_by(OutboxMessage.to_addr)

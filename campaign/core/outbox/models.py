@@ -61,6 +61,13 @@ class OutboxMessage(TimestampedModel):
         sa.Index("ix_outbox_queue", "status", "priority", "id"),
         sa.Index("ix_outbox_mailing_status", "mailing_id", "group_id", "status", "id"),
         sa.Index("ix_outbox_supporter_mailing", "supporter_id", "mailing_id", "group_id"),
+        # The report's "may have had two copies": a handful of rows among 100,000.
+        sa.Index(
+            "ix_outbox_possible_repeat",
+            "mailing_id",
+            postgresql_where=sa.text("possible_repeat"),
+            sqlite_where=sa.text("possible_repeat = 1"),
+        ),
     )
 
     to_addr: Mapped[str] = mapped_column(sa.String(320), index=True)
