@@ -212,9 +212,12 @@ def _send_batch(run: _Run) -> None:
         lane = run.lane(row.lane)
         lane.pacer.wait()
         result = _attempt(run, row)
-        if result.outcome is Outcome.DISCONNECTED:
+        for _again in range(RECONNECTS):
+            if result.outcome is not Outcome.DISCONNECTED:
+                break
             # The relay hung up (a per-connection cap, an idle timeout): reconnect and
-            # send this row again. Hung up after our DATA, it may already have it.
+            # send this row again. Hung up after our DATA, it may already have it. A
+            # hang-up can also be noticed only on the next command, so try a few times.
             if result.phase == "DATA":
                 _flag_possible_repeat(session, row.id)
             result = _attempt(run, row)
@@ -226,6 +229,10 @@ def _send_batch(run: _Run) -> None:
         if lane.sent and not lane.paused:
             recover_lane(lane_state(session, lane.name))
     session.commit()
+
+
+# Reconnections tried for one row after the relay hung up, before it waits for a retry.
+RECONNECTS = 3
 
 
 def _attempt(run: _Run, row: Any) -> Result:
