@@ -175,10 +175,6 @@ def logout_other_devices(user: User) -> int:
     return count
 
 
-def _external(endpoint: str, **values: object) -> str:
-    return external_url(endpoint, **values)
-
-
 # --- registration and confirmation -------------------------------------------------
 
 
@@ -196,7 +192,7 @@ def register(email: str, password: str, display_name: str = "") -> User | None:
             existing.email,
             "account_exists",
             category=MailCategory.STRANGER,
-            reset_url=_external("accounts.forgot_password"),
+            reset_url=external_url("accounts.forgot_password"),
         )
         return None
     user = User(email=email, password_hash=hash_password(password), display_name=display_name)
@@ -218,7 +214,7 @@ def send_confirmation(user: User) -> None:
         user.email,
         "confirm_email",
         category=MailCategory.STRANGER,
-        confirm_url=_external("accounts.confirm_email", token=confirmation_token(user)),
+        confirm_url=external_url("accounts.confirm_email", token=confirmation_token(user)),
     )
 
 
@@ -620,7 +616,7 @@ def request_password_reset(email: str) -> None:
         user.email,
         "reset_password",
         category=MailCategory.STRANGER,
-        reset_url=_external("accounts.reset_password", token=token),
+        reset_url=external_url("accounts.reset_password", token=token),
         minutes=current_app.config["PASSWORD_RESET_MAX_AGE"] // 60,
     )
     audit.record("account.reset_requested", subject_user_id=user.id)
@@ -674,7 +670,7 @@ def request_email_change(user: User, password: str, new_email: str) -> None:
             new_email,
             "account_exists",
             category=MailCategory.STRANGER,
-            reset_url=_external("accounts.forgot_password"),
+            reset_url=external_url("accounts.forgot_password"),
         )
         return
     token = make_token("email-change", {"u": user.id, "e": new_email, "f": fingerprint(user.email)})
@@ -682,7 +678,7 @@ def request_email_change(user: User, password: str, new_email: str) -> None:
         new_email,
         "change_email",
         category=MailCategory.STRANGER,
-        confirm_url=_external("accounts.confirm_email_change", token=token),
+        confirm_url=external_url("accounts.confirm_email_change", token=token),
     )
 
 

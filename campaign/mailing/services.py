@@ -17,7 +17,6 @@ import re
 import secrets
 import unicodedata
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import formataddr, parseaddr
@@ -26,7 +25,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from flask import current_app, has_request_context, render_template
+from flask import current_app, render_template
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
@@ -155,12 +154,9 @@ def render_mailing(group: Group, mailing: Mailing) -> RenderedMailing:
         "subject": mailing.subject,
     }
     body_html = render_markdown(source)
-    with mail_link_context():
-        html_content = render_template(
-            "mailing/_email_content.html", body_html=body_html, **context
-        )
-        html = render_template("email/mailing.html", body_html=body_html, **context)
-        text = render_template("email/mailing.txt", body_text=markdown_to_text(source), **context)
+    html_content = render_template("mailing/_email_content.html", body_html=body_html, **context)
+    html = render_template("email/mailing.html", body_html=body_html, **context)
+    text = render_template("email/mailing.txt", body_text=markdown_to_text(source), **context)
     return RenderedMailing(
         subject=" ".join(mailing.subject.split()),
         text=text,
@@ -172,22 +168,6 @@ def render_mailing(group: Group, mailing: Mailing) -> RenderedMailing:
 
 
 # --- links and headers ------------------------------------------------------------------------
-
-
-@contextmanager
-def mail_link_context() -> Iterator[None]:
-    """Outside a request (tasks, CLI), build links in emails from ``BASE_URL``.
-
-    A request context also gives the email templates what they expect (an anonymous
-    ``current_user``, the locale). It is a POST so SQLite takes the write lock up front.
-    """
-    if has_request_context():
-        yield
-        return
-    with current_app.test_request_context(
-        "/", base_url=current_app.config["BASE_URL"], method="POST"
-    ):
-        yield
 
 
 def unsubscribe_url(token: str) -> str:

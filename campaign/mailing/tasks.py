@@ -25,12 +25,11 @@ def run_due_mailings(now: datetime | None = None) -> dict[str, int]:
     Owns its transactions (it is called by the beat task and the CLI, never a view).
     Running it twice, or in two workers at once, queues each mailing once.
     """
-    with services.mail_link_context():
-        queued = services.queue_due_mailings(now)
-        db.session.commit()
-        dispatch_if_committed()
-        finished = services.refresh_sending_mailings()
-        db.session.commit()
+    queued = services.queue_due_mailings(now)
+    db.session.commit()
+    dispatch_if_committed()
+    finished = services.refresh_sending_mailings()
+    db.session.commit()
     return {"queued": len(queued), "recipients": sum(m.recipient_count for m in queued),
             "finished": finished}  # fmt: skip
 
