@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+from datetime import timedelta
 
 from campaign.accounts.models import User
+from campaign.actions.models import Action, ActionStatus
 from campaign.core.models import utcnow
 from campaign.core.passwords import hash_password
 from campaign.extensions import db
@@ -61,6 +63,20 @@ def group(
 
 def member(group: Group, user: User, role: Role = Role.MEMBER) -> Membership:
     row = Membership(group_id=group.id, user_id=user.id, role=role)
+    db.session.add(row)
+    db.session.flush()
+    return row
+
+
+def published_action(group: Group, **overrides: object) -> Action:
+    """A published action three days ahead with fifty places, in the group's hands."""
+    starts = utcnow() + timedelta(days=3)
+    values: dict[str, object] = {
+        "title": "Visit the Trust board", "starts_at": starts,
+        "ends_at": starts + timedelta(hours=2), "status": ActionStatus.PUBLISHED,
+        "place_name": "Board room", "capacity": 50,
+    }  # fmt: skip
+    row = Action(group_id=group.id, **(values | overrides))
     db.session.add(row)
     db.session.flush()
     return row

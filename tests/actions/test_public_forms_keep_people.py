@@ -7,16 +7,15 @@ The person changes them through the link emailed to their address.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from sqlalchemy import select
 
-from campaign.actions.models import Action, ActionSignup, ActionStatus
+from campaign.actions.models import Action, ActionSignup
 from campaign.core.models import utcnow
 from campaign.extensions import db
 from campaign.mailing import services as mailing_services
 from campaign.people.models import Supporter, UpdatesStatus
+from tests import factories
 from tests.conftest import links_in, mail_to, path_of, post
 from tests.mailing.helpers import add_draft
 
@@ -30,13 +29,7 @@ def group(make):
 
 @pytest.fixture
 def action(group) -> Action:
-    starts = utcnow() + timedelta(days=3)
-    row = Action(group_id=group.id, title="Visit the Trust board", starts_at=starts,
-                 ends_at=starts + timedelta(hours=2), status=ActionStatus.PUBLISHED,
-                 place_name="Board room", capacity=50)  # fmt: skip
-    db.session.add(row)
-    db.session.flush()
-    return row
+    return factories.published_action(group)
 
 
 def _sign(client, action, **data):

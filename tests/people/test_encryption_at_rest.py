@@ -36,16 +36,6 @@ NEEDS = "Wheelchair user: step-free route, and I get tired after an hour"
 OTHER_PHONE = "0161 496 0000"
 
 
-def _published_action(group) -> Action:
-    starts = utcnow() + timedelta(days=3)
-    row = Action(group_id=group.id, title="Visit the Trust board", starts_at=starts,
-                 ends_at=starts + timedelta(hours=2), status=ActionStatus.PUBLISHED,
-                 place_name="Board room", capacity=50)  # fmt: skip
-    db.session.add(row)
-    db.session.flush()
-    return row
-
-
 def _raw(sql: str) -> list[tuple]:
     return [tuple(row) for row in db.session.execute(text(sql))]
 
@@ -60,7 +50,7 @@ def _assert_sealed(values: list[str], *secrets: str) -> None:
 def test_raw_columns_show_no_phone_or_access_needs_while_organisers_see_them(client, make):
     organiser = make.user()
     group = make.group("Riverside Health Justice", organiser=organiser)
-    action = _published_action(group)
+    action = factories.published_action(group)
     db.session.commit()
     response = post(client, f"/g/{group.slug}/actions/{action.id}",
                     {"name": "Ana Silva", "email": "ana@example.org", "phone": PHONE,
@@ -91,7 +81,7 @@ def test_raw_columns_show_no_phone_or_access_needs_while_organisers_see_them(cli
 
 def test_the_person_sees_their_own_details_behind_their_link(client, make):
     group = make.group()
-    action = _published_action(group)
+    action = factories.published_action(group)
     db.session.commit()
     ana = {"name": "Ana", "email": "ana@example.org", "phone": PHONE, "access_needs": NEEDS}
     post(client, f"/g/{group.slug}/actions/{action.id}", ana)
@@ -103,7 +93,7 @@ def test_the_person_sees_their_own_details_behind_their_link(client, make):
 
 def test_a_sealed_value_moved_to_another_row_does_not_open(session, make):
     group = make.group()
-    action = _published_action(group)
+    action = factories.published_action(group)
     first = ActionSignup(action_id=action.id, group_id=group.id, email="a@example.org",
                          name="A", phone=PHONE, access_needs=NEEDS)  # fmt: skip
     second = ActionSignup(action_id=action.id, group_id=group.id, email="b@example.org", name="B")
